@@ -1,66 +1,258 @@
-"""Run graders over a batch of completions and keep per-grader statistics.
+"""Run graders over a batch of completions, in worker processes with a per-grade timeout.
 
-``GraderPool.grade(completions, examples)`` returns one Grade per completion, in order, and never
-raises for a grader's fault. Each example is graded by its own ``grader`` spec when it has one,
-else by the pool's default spec. ``pop_stats()`` returns flat metrics since the last call:
-``grader/<type>/{mean,pass_rate,errors,timeouts,latency_ms,count}``.
+``GraderPool.grade(completions, examples)`` returns one Grade per completion, in input order, and
+never raises for a grader's fault. Each example is graded by its own ``grader`` spec when it has
+one, else by the pool's default spec; every distinct spec is built once in the caller first, so a
+bad spec raises :class:`SpecError` before any work starts.
 
-This version grades in the calling process (``workers=0``). Worker processes with per-grade
-timeouts plug in behind the same two methods.
+``workers``: 0 grades in the calling process (no timeout: for tiny runs and tests); N > 0 uses N
+worker processes; -1 one per available core. Workers are started lazily with ``spawn`` (safe next
+to torch threads), each in its own process group, and die with the caller (pipe EOF, and on Linux
+``PR_SET_PDEATHSIG``). Work is sent in chunks; a worker reports after every grade, so the grade
+in flight is always known:
+
+- it gets ``min(timeout_s, grader.timeout_s + 10)`` seconds (the grader's own bound, when it
+  declares one, plus slack); past that its worker's process group is SIGKILLed, the grade becomes
+  ``Grade(0, reason="timed out ...", details={"error": "Timeout", "timeout": True})``, the rest of
+  its chunk goes back on the queue, and a fresh worker replaces it;
+- if the worker dies (segfault, ``os._exit``, OOM kill), the grade becomes ``WorkerCrash``, same
+  recovery;
+- a grader exception becomes score 0 (``safe_grade``) inside the worker.
+The result count is checked against the input count before returning.
+
+``pop_stats()`` returns flat metrics since the last call, per grader type: ``grader/<type>/{count,
+mean,pass_rate,skipped,errors,timeouts,latency_ms}`` (errors include timeouts; latency is the
+mean wall time of one grade in its worker), plus ``grader/<type>/<component>`` means for graders
+that report ``details["components"]`` (``multi``), so shaping terms are logged apart from
+correctness.
+
+Not covered: sharing one grader object across workers (each builds its own), retrying a grade that
+timed out, batch-level reward functions (each grade is one call).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
 import time
-from collections import defaultdict
+import weakref
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from rft.data import Example
 from rft.graders.base import Grade, Grader, safe_grade
+from rft.graders.bounded import die_with_parent
 from rft.graders.registry import build
+
+STARTUP_TIMEOUT_S = 120.0  # a worker that cannot start is an environment problem: raise
+SLACK_S = 10.0  # added to a grader's own bound: start-up of its bounded child, a loaded machine
+Item = tuple[int, str, str, Example]  # (input index, spec key, completion, example)
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _worker_main(conn: Connection) -> None:
+    """Worker loop: receive ``(specs, items)`` chunks, send ``(index, grade, seconds)`` per item."""
+    die_with_parent()
+    os.setpgrp()  # the pool kills the whole group: the worker and anything it started
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    graders: dict[str, Grader | str] = {}
+    conn.send(("ready",))
+    while True:
+        try:
+            specs, items = conn.recv()
+        except EOFError:  # the pool closed the pipe
+            return
+        for key, spec in specs.items():
+            try:
+                graders[key] = build(spec)
+            except Exception as e:  # noqa: BLE001 - reported per grade below, never raised
+                graders[key] = f"building the grader failed: {type(e).__name__}: {e}"
+        for index, key, completion, example in items:
+            t0 = time.perf_counter()
+            grader = graders[key]
+            if isinstance(grader, str):
+                grade = Grade(0.0, False, grader[:300], {"error": "BuildError"})
+            else:
+                grade = safe_grade(grader, completion, example)
+            try:
+                conn.send((index, grade, time.perf_counter() - t0))
+            except (TypeError, ValueError, AttributeError) as e:  # unpicklable details
+                bad = Grade(grade.score, grade.passed, grade.reason, {"error": "UnpicklableDetails", "detail": str(e)[:100]})
+                conn.send((index, bad, time.perf_counter() - t0))
+
+
+@dataclass
+class _Worker:
+    proc: multiprocessing.process.BaseProcess
+    conn: Connection
+    ready: bool = False
+    known: set[str] = field(default_factory=set)
+    pending: deque[Item] = field(default_factory=deque)
+    clock: float = 0.0  # when the grade in flight started (as far as the pool can tell)
+    started: float = field(default_factory=time.monotonic)
 
 
 class GraderPool:
     def __init__(self, default_spec: dict[str, Any] | None, workers: int = 0, timeout_s: float = 10.0) -> None:
+        if workers < -1:
+            raise ValueError(f"workers = {workers}: use 0 (in-process), N > 0 processes, or -1 (one per core)")
         self.default_spec = default_spec
-        self.workers = workers
+        self.workers = available_cores() if workers == -1 else workers
         self.timeout_s = timeout_s
         self._graders: dict[str, Grader] = {}
+        self._specs: dict[str, dict[str, Any]] = {}
+        self._pool: list[_Worker] = []
         self._stats: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._components: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.replaced = 0  # workers killed or lost and replaced, since creation
+        self._finalizer = weakref.finalize(self, _shutdown, self._pool)
 
-    def _spec_for(self, example: Example) -> dict[str, Any]:
+    # -- specs ---------------------------------------------------------------------------------
+    def _key_for(self, example: Example) -> str:
         spec = example.grader or self.default_spec
         if spec is None:
             raise ValueError(f"example {example.id!r} names no grader and no default grader is configured")
-        return spec
-
-    def _grader(self, spec: dict[str, Any]) -> Grader:
         key = json.dumps(spec, sort_keys=True, default=str)
         if key not in self._graders:
-            self._graders[key] = build(spec)
-        return self._graders[key]
+            self._graders[key] = build(spec)  # raises SpecError now, not in a worker
+            self._specs[key] = spec
+        return key
 
+    def _timeout_for(self, key: str) -> float:
+        own = getattr(self._graders[key], "timeout_s", None)
+        return min(self.timeout_s, own + SLACK_S) if own else self.timeout_s
+
+    # -- grading -------------------------------------------------------------------------------
     def grade(self, completions: list[str], examples: list[Example]) -> list[Grade]:
         if len(completions) != len(examples):
             raise ValueError(f"{len(completions)} completions but {len(examples)} examples")
+        keys = [self._key_for(ex) for ex in examples]
+        if self.workers == 0:
+            results = self._grade_in_process(completions, examples, keys)
+        else:
+            results = self._grade_in_workers(completions, examples, keys)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing or len(results) != len(completions):
+            raise RuntimeError(f"grader pool lost {len(missing)} of {len(completions)} results (indices {missing[:5]})")
         grades = []
-        for completion, example in zip(completions, examples):
-            spec = self._spec_for(example)
-            t0 = time.perf_counter()
-            grade = safe_grade(self._grader(spec), completion, example)
-            self._record(str(spec["type"]), grade, time.perf_counter() - t0)
+        for key, (grade, seconds) in zip(keys, results):  # type: ignore[misc]
+            self._record(str(self._specs[key]["type"]), grade, seconds)
             grades.append(grade)
         return grades
 
+    def _grade_in_process(self, completions: list[str], examples: list[Example], keys: list[str]) -> list[Any]:
+        results = []
+        for completion, example, key in zip(completions, examples, keys):
+            t0 = time.perf_counter()
+            grade = safe_grade(self._graders[key], completion, example)
+            results.append((grade, time.perf_counter() - t0))
+        return results
+
+    def _grade_in_workers(self, completions: list[str], examples: list[Example], keys: list[str]) -> list[Any]:
+        n = len(completions)
+        results: list[Any] = [None] * n
+        chunk = max(1, min(64, n // (self.workers * 4) or 1))
+        items: list[Item] = [(i, keys[i], completions[i], examples[i]) for i in range(n)]
+        queue: deque[list[Item]] = deque(items[i : i + chunk] for i in range(0, n, chunk))
+        while len(self._pool) < self.workers:
+            self._pool.append(self._spawn())
+        remaining = n
+        while remaining:
+            for worker in self._pool:
+                if not worker.pending and queue:
+                    self._dispatch(worker, queue.popleft())
+            remaining -= self._collect(results, queue)
+        return results
+
+    def _spawn(self) -> _Worker:
+        ctx = multiprocessing.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe()
+        proc = ctx.Process(target=_worker_main, args=(child_conn,), daemon=False, name="rft-grader")
+        proc.start()
+        child_conn.close()
+        return _Worker(proc, parent_conn)
+
+    def _dispatch(self, worker: _Worker, items: list[Item]) -> None:
+        specs = {key: self._specs[key] for _, key, _, _ in items if key not in worker.known}
+        worker.known.update(specs)
+        worker.pending.extend(items)
+        worker.clock = time.monotonic()
+        worker.conn.send((specs, items))
+
+    def _collect(self, results: list[Any], queue: deque[list[Item]]) -> int:
+        """Wait for the next events; store results; handle timeouts and crashes. Returns #results."""
+        now = time.monotonic()
+        busy = [w for w in self._pool if w.pending and w.ready]
+        deadlines = [w.clock + self._timeout_for(w.pending[0][1]) for w in busy]
+        wait_s = max(0.0, min(deadlines) - now) if deadlines else 1.0
+        wait([w.conn for w in self._pool] + [w.proc.sentinel for w in self._pool], timeout=wait_s)
+        done = 0
+        for slot, worker in enumerate(list(self._pool)):
+            lost = False
+            try:
+                while worker.conn.poll():
+                    message = worker.conn.recv()
+                    if message[0] == "ready":
+                        worker.ready, worker.clock = True, time.monotonic()
+                        continue
+                    index, grade, seconds = message
+                    worker.pending.popleft()
+                    results[index] = (grade, seconds)
+                    worker.clock = time.monotonic()
+                    done += 1
+            except (EOFError, OSError):
+                lost = True
+            lost = lost or not worker.proc.is_alive()
+            if not worker.ready and (lost or time.monotonic() - worker.started > STARTUP_TIMEOUT_S):
+                _kill(worker)
+                raise RuntimeError(f"a grader worker failed to start (exit code {worker.proc.exitcode})")
+            timed_out = worker.pending and worker.ready and time.monotonic() - worker.clock > self._timeout_for(worker.pending[0][1])
+            if lost or timed_out:
+                done += self._replace(slot, worker, results, queue, timed_out=bool(timed_out and not lost))
+        return done
+
+    def _replace(self, slot: int, worker: _Worker, results: list[Any], queue: deque[list[Item]], timed_out: bool) -> int:
+        """Kill ``worker``, fail its grade in flight, requeue the rest of its chunk, start a new one."""
+        code = worker.proc.exitcode
+        _kill(worker)
+        self.replaced += 1
+        self._pool[slot] = self._spawn()
+        if not worker.pending:
+            return 0
+        index, key, _, _ = worker.pending.popleft()
+        if timed_out:
+            limit = self._timeout_for(key)
+            grade = Grade(0.0, False, f"timed out after {limit:g}s; worker killed and replaced", {"error": "Timeout", "timeout": True})
+            results[index] = (grade, limit)
+        else:
+            grade = Grade(0.0, False, f"grader worker crashed (exit code {code}); replaced", {"error": "WorkerCrash"})
+            results[index] = (grade, 0.0)
+        if worker.pending:
+            queue.appendleft(list(worker.pending))
+        return 1
+
+    # -- statistics ----------------------------------------------------------------------------
     def _record(self, kind: str, grade: Grade, seconds: float) -> None:
         s = self._stats[kind]
         s["count"] += 1
         s["score_sum"] += grade.score
         s["passed"] += bool(grade.passed)
+        s["skipped"] += grade.passed is None and bool(grade.details.get("skipped"))
         s["errors"] += grade.errored
         s["timeouts"] += bool(grade.details.get("timeout"))
         s["seconds"] += seconds
+        components = grade.details.get("components")
+        if isinstance(components, dict):
+            for name, value in components.items():
+                if isinstance(value, (int, float)):
+                    self._components[kind][str(name)].append(float(value))
 
     def pop_stats(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -69,17 +261,41 @@ class GraderPool:
             out[f"grader/{kind}/count"] = s["count"]
             out[f"grader/{kind}/mean"] = s["score_sum"] / n
             out[f"grader/{kind}/pass_rate"] = s["passed"] / n
+            out[f"grader/{kind}/skipped"] = s["skipped"]
             out[f"grader/{kind}/errors"] = s["errors"]
             out[f"grader/{kind}/timeouts"] = s["timeouts"]
             out[f"grader/{kind}/latency_ms"] = 1000 * s["seconds"] / n
+        for kind, components in self._components.items():
+            for name, values in components.items():
+                out[f"grader/{kind}/{name}"] = sum(values) / len(values)
         self._stats.clear()
+        self._components.clear()
         return out
 
+    # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
+        _shutdown(self._pool)
         self._graders.clear()
+        self._specs.clear()
 
     def __enter__(self) -> "GraderPool":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _kill(worker: _Worker) -> None:
+    worker.conn.close()
+    if worker.proc.is_alive():
+        try:
+            os.killpg(worker.proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        except ProcessLookupError:  # not yet in its own group, or already gone
+            worker.proc.kill()
+    worker.proc.join(timeout=5)
+
+
+def _shutdown(pool: list[_Worker]) -> None:
+    for worker in pool:
+        _kill(worker)
+    pool.clear()

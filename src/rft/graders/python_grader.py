@@ -1,0 +1,134 @@
+"""The ``python`` grader: the user's own reward code, in OpenAI's or TRL's shape.
+
+OpenAI shape -- ``grade(sample, item) -> float``, from inline source or a file::
+
+    {"type": "python", "source": "def grade(sample, item):\\n    return float(...)"}
+    {"type": "python", "file": "my_grader.py"}            # defines grade(sample, item)
+
+``sample`` is ``{"output_text": completion, "output_json": parsed JSON or None}``; ``item`` is the
+row (``id``, ``prompt`` and its fields). score = the returned number; passed = score >=
+``pass_threshold`` when set, else None.
+
+TRL shape -- a batch reward function by ``module:function`` or ``path/to/file.py:function``::
+
+    {"type": "python", "function": "my_rewards:accuracy_reward"}
+
+called as ``f(prompts=[prompt], completions=[completion], **{column: [value]})`` -- a batch of one,
+columns being the row's fields -- and must return a list of one float (or None: "not applicable",
+recorded as a skipped grade). Completions are passed as plain strings (TRL's "standard" format).
+
+Trust: this is the *user's* code, not the model's: it runs unsandboxed with the user's rights. The
+pool's per-grade timeout bounds a hang when it runs in worker processes; in-process (workers=0)
+nothing does. A non-number, NaN/inf, a wrong-length list or an exception scores 0 with the reason.
+Not covered: OpenAI's image inputs (``image_tag`` is accepted and ignored), async functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from rft.data import Example
+from rft.graders.base import Grade, SpecError
+from rft.graders.specs import OPENAI_PASSIVE_KEYS, SpecReader
+from rft.graders.templates import strict_json_loads
+
+
+def load_callable(ref: str, kind: str = "python") -> Callable[..., Any]:
+    """``pkg.module:fn`` or ``path/to/file.py:fn`` -> the function; SpecError names what is wrong."""
+    target, sep, name = ref.rpartition(":")
+    if not sep or not target or not name.isidentifier():
+        raise SpecError(f"{kind} grader: field 'function' = {ref!r}: expected 'module:function' or 'file.py:function'")
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise SpecError(f"{kind} grader: field 'function' = {ref!r}: no file {target!r}; check the path")
+            module_spec = importlib.util.spec_from_file_location(f"rft_user_reward_{path.stem}", path)
+            module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+            module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            module = importlib.import_module(target)
+    except SpecError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any import failure of user code is a spec error here
+        raise SpecError(f"{kind} grader: field 'function' = {ref!r}: importing failed ({type(e).__name__}: {e})") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise SpecError(f"{kind} grader: field 'function' = {ref!r}: {target} has no function {name!r}")
+    return fn
+
+
+def _grade_from_source(source: str, where: str) -> Callable[..., Any]:
+    namespace: dict[str, Any] = {"__name__": "rft_user_grader"}
+    try:
+        exec(compile(source, where, "exec"), namespace)  # noqa: S102 - the user's own grader code
+    except SyntaxError as e:
+        raise SpecError(f"python grader: {where} line {e.lineno}: syntax error ({e.msg}); fix the grader source") from None
+    except Exception as e:  # noqa: BLE001 - a failing module body is a spec error
+        raise SpecError(f"python grader: {where}: running the source failed ({type(e).__name__}: {e})") from None
+    fn = namespace.get("grade")
+    if not callable(fn):
+        raise SpecError(f"python grader: {where} defines no function grade(sample, item); add one")
+    return fn
+
+
+def _number(value: Any) -> float | str:
+    """The value as a finite float, or a reason why it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"returned {type(value).__name__}, not a number"
+    if not math.isfinite(value):
+        return f"returned {value}"
+    return float(value)
+
+
+@dataclass(frozen=True)
+class PythonGrader:
+    fn: Callable[..., Any]
+    batch_style: bool
+    pass_threshold: float | None = None
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "PythonGrader":
+        r = SpecReader.open(spec, "python", ["source", "file", "function", "pass_threshold", *OPENAI_PASSIVE_KEYS])
+        given = [k for k in ("source", "file", "function") if r.has(k)]
+        if len(given) != 1:
+            raise SpecError(
+                f"python grader: give exactly one of 'source' (inline grade(sample, item)), 'file' (a .py defining it) "
+                f"or 'function' (TRL-style 'module:function'); got {given or 'none'}"
+            )
+        threshold = r.number("pass_threshold", None)
+        if given[0] == "function":
+            return cls(load_callable(r.text("function")), True, threshold)
+        if given[0] == "source":
+            return cls(_grade_from_source(r.text("source"), "<source>"), False, threshold)
+        path = Path(r.text("file"))
+        if not path.is_file():
+            raise r.error("file", "no such file", "give the path of a .py file defining grade(sample, item)")
+        return cls(_grade_from_source(path.read_text(encoding="utf-8"), str(path)), False, threshold)
+
+    def __call__(self, completion: str, example: Example) -> Grade:
+        if self.batch_style:
+            columns = {k: [v] for k, v in example.fields.items() if k not in ("prompts", "completions")}
+            out = self.fn(prompts=[example.prompt], completions=[completion], **columns)
+            if not isinstance(out, (list, tuple)) or len(out) != 1:
+                size = len(out) if isinstance(out, (list, tuple)) else type(out).__name__
+                return Grade(0.0, False, f"reward function returned {size} values for a batch of 1", {"error": "BadReturn"})
+            if out[0] is None:
+                return Grade(0.0, None, "reward function returned None (not applicable)", {"skipped": True})
+            value = _number(out[0])
+        else:
+            try:
+                parsed = strict_json_loads(completion)
+            except (ValueError, RecursionError):
+                parsed = None
+            item = {"id": example.id, "prompt": example.prompt, **example.fields}
+            value = _number(self.fn({"output_text": completion, "output_json": parsed}, item))
+        if isinstance(value, str):
+            return Grade(0.0, False, f"grader {value}", {"error": "BadReturn"})
+        passed = None if self.pass_threshold is None else value >= self.pass_threshold
+        return Grade(value, passed, f"python grader returned {value:.4g}", {})

@@ -1,0 +1,243 @@
+"""The ``sql`` grader: run the candidate and the gold query on SQLite, read-only, and compare results.
+
+Spec (defaults shown)::
+
+    {"type": "sql", "db_field": "db", "gold_field": "gold_sql", "database": null,
+     "compare": "multiset" | "set", "ignore_column_order": false,
+     "max_rows": 10000, "max_steps": 5000000, "timeout_s": 2.0}
+
+The database is the row's ``db`` (a path; relative paths are resolved against the directory of the
+dataset file) or the spec's ``database``. The candidate is the completion, or the content of its one
+```sql fenced block. Formula: score = 1 if the candidate's result equals the gold's, else 0:
+
+- ``multiset`` (Spider test-suite semantics): rows compared as a multiset, and as an ordered list
+  when the gold query has ``ORDER BY``;
+- ``set`` (BIRD semantics): ``set(candidate rows) == set(gold rows)``;
+- ``ignore_column_order``: equal under some permutation of the candidate's columns.
+Values compare as Python values (``1 == 1.0``, as SQLite returns them).
+
+Safety, layered so that the database file stays byte-identical and no file is created:
+a ``mode=ro`` URI connection; ``PRAGMA query_only``; ``temp_store=MEMORY`` (no temp files);
+``SQLITE_LIMIT_ATTACHED`` = 0; an authorizer that allows only SELECT, reads, recursive CTEs and
+functions not on a deny list (``load_extension``, ``readfile``, ``writefile``, ``edit``,
+``fts3_tokenizer``, ...), denying every write, DDL, ATTACH/DETACH, PRAGMA, transaction and VACUUM;
+the statement must start with SELECT, WITH or VALUES and be a single statement; extension loading
+stays disabled. Bounds: a progress handler stops the query after ``max_steps`` VM steps or
+``timeout_s`` seconds; strings/blobs are capped at 1 MB (``SQLITE_LIMIT_LENGTH``); more than
+``max_rows`` rows fails the candidate (and skips a gold).
+
+Not covered: float tolerance, Spider's "test-suite" distilled databases (one database per row
+here), non-SQLite dialects. A database in WAL mode with un-checkpointed frames may need its
+``-shm`` file; keep grading databases in rollback-journal mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rft.data import Example
+from rft.graders.base import Grade
+from rft.graders.specs import SpecReader
+
+_ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+_DENIED_FUNCTIONS = {
+    "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "zipfile",
+    "sqlar_compress", "sqlar_uncompress", "fsdir", "sqlite_dbpage", "sqlite_dbdata",
+}
+_LEAD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*([A-Za-z]+)", re.DOTALL)
+_FENCE = re.compile(r"```(?:sql|sqlite)?[ \t]*\n(.*?)\n?```", re.DOTALL | re.IGNORECASE)
+_STRINGS_AND_COMMENTS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
+_STEP = 1000  # VM instructions between progress-handler calls
+
+
+class QueryError(Exception):
+    """The query was refused, failed, or ran past a bound."""
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
+    if action not in _ALLOWED_ACTIONS:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that can only read ``path`` (see the module docstring for the layers)."""
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA query_only = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA trusted_schema = OFF")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, 100_000)
+    conn.set_authorizer(_authorize)  # last: the PRAGMAs above would be denied
+    return conn
+
+
+def has_order_by(sql: str) -> bool:
+    """True when the query (outside strings and comments) has ORDER BY -- Spider's ordered check."""
+    return re.search(r"\border\s+by\b", _STRINGS_AND_COMMENTS.sub(" ", sql), re.IGNORECASE) is not None
+
+
+def run_query(conn: sqlite3.Connection, sql: str, max_rows: int, max_steps: int, timeout_s: float) -> list[tuple[Any, ...]]:
+    """Rows of one read-only SELECT, or ``QueryError`` with a short reason."""
+    lead = _LEAD.match(sql)
+    if lead is None or lead.group(1).upper() not in ("SELECT", "WITH", "VALUES"):
+        raise QueryError(f"not a query: starts with {sql.strip()[:20]!r}; only SELECT / WITH / VALUES")
+    deadline, calls = time.monotonic() + timeout_s, [0]
+
+    def progress() -> int:
+        calls[0] += 1
+        return int(calls[0] * _STEP > max_steps or time.monotonic() > deadline)
+
+    conn.set_progress_handler(progress, _STEP)
+    try:
+        cursor = conn.execute(sql)
+        rows = cursor.fetchmany(max_rows + 1)
+        cursor.close()
+    except sqlite3.OperationalError as e:
+        if str(e) == "interrupted":
+            raise QueryError(f"stopped: over {max_steps} steps or {timeout_s:g}s") from None
+        raise QueryError(f"error: {e}") from None
+    except (sqlite3.DatabaseError, sqlite3.ProgrammingError, sqlite3.Warning, OverflowError, MemoryError) as e:
+        raise QueryError(f"error: {e}") from None
+    finally:
+        conn.set_progress_handler(None, _STEP)
+    if len(rows) > max_rows:
+        raise QueryError(f"more than {max_rows} rows")
+    return rows
+
+
+def extract_sql(completion: str) -> tuple[str | None, str]:
+    fences = _FENCE.findall(completion)
+    if len(fences) > 1:
+        return None, f"{len(fences)} SQL blocks; give exactly one query"
+    sql = (fences[0] if fences else completion).strip()
+    return (sql, "") if sql else (None, "empty query")
+
+
+def _column_signature(rows: list[tuple[Any, ...]], i: int, as_set: bool) -> Any:
+    column = [row[i] for row in rows]
+    return frozenset(column) if as_set else frozenset(Counter(column).items())
+
+
+def results_equal(gold: list[tuple[Any, ...]], cand: list[tuple[Any, ...]], compare: str, ordered: bool, ignore_column_order: bool) -> bool:
+    """Compare two results under the module's semantics; ``ordered`` applies to ``multiset`` only."""
+
+    def same(permuted: list[tuple[Any, ...]]) -> bool:
+        if compare == "set":
+            return set(gold) == set(permuted)
+        return gold == permuted if ordered else Counter(gold) == Counter(permuted)
+
+    if same(cand):
+        return True
+    width = len(gold[0]) if gold else 0
+    if not ignore_column_order or not gold or not cand or len(cand[0]) != width:
+        return False
+    # Candidate column j may stand for gold column i only if their value multisets (sets) agree.
+    as_set = compare == "set"
+    options = [
+        [j for j in range(width) if _column_signature(cand, j, as_set) == _column_signature(gold, i, as_set)]
+        for i in range(width)
+    ]
+    for tries, perm in enumerate(itertools.product(*options)):
+        if tries >= 10_000:
+            return False
+        if len(set(perm)) == width and same([tuple(row[j] for j in perm) for row in cand]):
+            return True
+    return False
+
+
+@dataclass
+class SqlGrader:
+    db_field: str = "db"
+    gold_field: str = "gold_sql"
+    database: str | None = None
+    compare: str = "multiset"
+    ignore_column_order: bool = False
+    max_rows: int = 10_000
+    max_steps: int = 5_000_000
+    timeout_s: float = 2.0
+    _conns: dict[str, sqlite3.Connection] = field(default_factory=dict, repr=False)
+    _gold: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "SqlGrader":
+        r = SpecReader.open(
+            spec, "sql",
+            ["db_field", "gold_field", "database", "compare", "ignore_column_order", "max_rows", "max_steps", "timeout_s"],
+        )
+        database = r.optional_text("database")
+        if database is not None and not Path(database).is_file():
+            raise r.error("database", "no such file", "give the path of an SQLite database file")
+        return cls(
+            db_field=r.text("db_field", "db"),
+            gold_field=r.text("gold_field", "gold_sql"),
+            database=database,
+            compare=r.choice("compare", "multiset", ["multiset", "set"]),
+            ignore_column_order=r.flag("ignore_column_order", False),
+            max_rows=r.integer("max_rows", 10_000, lo=1),
+            max_steps=r.integer("max_steps", 5_000_000, lo=_STEP),
+            timeout_s=float(r.number("timeout_s", 2.0, lo=0.01, hi=600) or 2.0),
+        )
+
+    def _db_path(self, example: Example) -> Path | str:
+        raw = self.database if self.database is not None else example.get(self.db_field)
+        if not isinstance(raw, str) or not raw:
+            return f"example has no '{self.db_field}' field (path of an SQLite file)"
+        path = Path(raw)
+        if not path.is_absolute() and example.base_dir is not None and self.database is None:
+            path = Path(example.base_dir) / path
+        return path if path.is_file() else f"database {str(path)!r} does not exist"
+
+    def _run(self, path: Path, sql: str) -> list[tuple[Any, ...]]:
+        key = str(path.resolve())
+        if key not in self._conns:
+            self._conns[key] = open_read_only(path)
+        return run_query(self._conns[key], sql, self.max_rows, self.max_steps, self.timeout_s)
+
+    def _gold_rows(self, path: Path, gold_sql: str) -> list[tuple[Any, ...]] | str:
+        key = (str(path), gold_sql)
+        if key not in self._gold:
+            if len(self._gold) > 4096:
+                self._gold.clear()
+            try:
+                self._gold[key] = self._run(path, gold_sql)
+            except QueryError as e:
+                self._gold[key] = f"gold query failed ({e}); row skipped"
+        return self._gold[key]
+
+    def __call__(self, completion: str, example: Example) -> Grade:
+        path, gold_sql = self._db_path(example), example.get(self.gold_field)
+        if isinstance(path, str):
+            return Grade(0.0, None, path, {"skipped": True})
+        if not isinstance(gold_sql, str) or not gold_sql.strip():
+            return Grade(0.0, None, f"example has no '{self.gold_field}' field", {"skipped": True})
+        sql, why = extract_sql(completion)
+        if sql is None:
+            return Grade(0.0, False, why, {})
+        with self._lock:  # one connection per database: queries on it run one at a time
+            gold = self._gold_rows(path, gold_sql)
+            if isinstance(gold, str):
+                return Grade(0.0, None, gold, {"skipped": True})
+            try:
+                rows = self._run(path, sql)
+            except QueryError as e:
+                return Grade(0.0, False, f"candidate {e}"[:300], {"query_error": True})
+        ordered = self.compare == "multiset" and has_order_by(gold_sql)
+        ok = results_equal(gold, rows, self.compare, ordered, self.ignore_column_order)
+        how = "ordered" if ordered else self.compare
+        reason = f"{len(rows)} rows {'match' if ok else 'differ from'} the gold's {len(gold)} ({how})"
+        return Grade(float(ok), ok, reason, {"rows": len(rows), "gold_rows": len(gold), "comparison": how})

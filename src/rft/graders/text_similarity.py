@@ -1,0 +1,131 @@
+"""The ``text_similarity`` grader (OpenAI RFT shape): a similarity score in [0, 1] plus a pass bar.
+
+Spec::
+
+    {"type": "text_similarity", "input": "{{ sample.output_text }}", "reference": "{{ item.answer }}",
+     "evaluation_metric": "fuzzy_match" | "bleu" | "rouge_1" | "rouge_2" | "rouge_l",
+     "pass_threshold": 0.8}
+
+Metrics (tokens = ``\\w+`` runs and single punctuation marks):
+
+- ``fuzzy_match``: normalized Indel similarity of the two strings (rapidfuzz ``fuzz.ratio`` / 100),
+  i.e. 1 - (insertions + deletions) / (len(a) + len(b)).
+- ``bleu``: sentence BLEU-4 (Papineni et al., 2002): geometric mean of clipped n-gram precisions
+  p_1..p_4 times the brevity penalty min(1, exp(1 - r/c)); a zero count is smoothed to 0.1 / (count
+  of candidate n-grams) (Chen & Cherry 2014, method 1). Case-sensitive.
+- ``rouge_n``: F1 of clipped n-gram overlap; ``rouge_l``: F1 of the longest common token
+  subsequence (Lin, 2004). Lower-cased.
+
+score = the metric; passed = score >= pass_threshold (default 1.0 when absent, as in OpenAI's).
+Padding the answer with repeats lowers precision (clipping), so it lowers every metric; a bare echo
+of the prompt scores only what it shares with the reference. Inputs over ``max_chars`` score 0.
+Not covered: OpenAI's ``gleu``, ``meteor`` and ``cosine`` (embedding) metrics -- spec error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rapidfuzz import fuzz
+from rapidfuzz.distance import LCSseq
+
+from rft.data import Example
+from rft.graders.base import Grade
+from rft.graders.specs import OPENAI_PASSIVE_KEYS, SpecReader
+from rft.graders.templates import MissingField, Template
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def _ngrams(toks: list[str], n: int) -> Counter[tuple[str, ...]]:
+    return Counter(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
+
+
+def fuzzy_match(candidate: str, reference: str) -> float:
+    return fuzz.ratio(candidate, reference) / 100.0
+
+
+def bleu(candidate: str, reference: str, max_n: int = 4) -> float:
+    cand, ref = tokens(candidate), tokens(reference)
+    if not cand or not ref:
+        return 0.0
+    log_sum = 0.0
+    for n in range(1, max_n + 1):
+        c_grams, r_grams = _ngrams(cand, n), _ngrams(ref, n)
+        total = sum(c_grams.values())
+        if total == 0:  # candidate shorter than n: the precision is undefined; smoothed like a zero
+            log_sum += math.log(0.1)
+            continue
+        hits = sum(min(count, r_grams[g]) for g, count in c_grams.items())
+        log_sum += math.log(hits / total if hits else 0.1 / total)
+    brevity = min(1.0, math.exp(1 - len(ref) / len(cand)))
+    return brevity * math.exp(log_sum / max_n)
+
+
+def _f1(hits: float, n_cand: int, n_ref: int) -> float:
+    if hits == 0 or n_cand == 0 or n_ref == 0:
+        return 0.0
+    precision, recall = hits / n_cand, hits / n_ref
+    return 2 * precision * recall / (precision + recall)
+
+
+def rouge_n(candidate: str, reference: str, n: int) -> float:
+    c_grams, r_grams = _ngrams(tokens(candidate.lower()), n), _ngrams(tokens(reference.lower()), n)
+    hits = sum(min(count, r_grams[g]) for g, count in c_grams.items())
+    return _f1(hits, sum(c_grams.values()), sum(r_grams.values()))
+
+
+def rouge_l(candidate: str, reference: str) -> float:
+    cand, ref = tokens(candidate.lower()), tokens(reference.lower())
+    return _f1(LCSseq.similarity(cand, ref), len(cand), len(ref))
+
+
+METRICS: dict[str, Callable[[str, str], float]] = {
+    "fuzzy_match": fuzzy_match,
+    "bleu": bleu,
+    "rouge_1": lambda c, r: rouge_n(c, r, 1),
+    "rouge_2": lambda c, r: rouge_n(c, r, 2),
+    "rouge_l": rouge_l,
+}
+
+
+@dataclass(frozen=True)
+class TextSimilarityGrader:
+    input: Template
+    reference: Template
+    evaluation_metric: str = "fuzzy_match"
+    pass_threshold: float = 1.0
+    max_chars: int = 20_000
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "TextSimilarityGrader":
+        r = SpecReader.open(
+            spec, "text_similarity", ["input", "reference", "evaluation_metric", "pass_threshold", "max_chars", *OPENAI_PASSIVE_KEYS]
+        )
+        return cls(
+            input=Template.parse(r.text("input", "{{ sample.output_text }}"), "text_similarity", "input"),
+            reference=Template.parse(r.text("reference", "{{ item.answer }}"), "text_similarity", "reference"),
+            evaluation_metric=r.choice("evaluation_metric", "fuzzy_match", list(METRICS)),
+            pass_threshold=float(r.number("pass_threshold", 1.0, lo=0.0, hi=1.0)),  # type: ignore[arg-type]
+            max_chars=r.integer("max_chars", 20_000, lo=1),
+        )
+
+    def __call__(self, completion: str, example: Example) -> Grade:
+        try:
+            text, ref = self.input.render(completion, example), self.reference.render(completion, example)
+        except MissingField as e:
+            return Grade(0.0, None, f"cannot fill template: {e}", {"skipped": True})
+        if len(text) > self.max_chars:
+            return Grade(0.0, False, f"input longer than {self.max_chars} characters", {"length": len(text)})
+        score = METRICS[self.evaluation_metric](text, ref)
+        ok = score >= self.pass_threshold
+        reason = f"{self.evaluation_metric} = {score:.3f} ({'>=' if ok else '<'} {self.pass_threshold:g})"
+        return Grade(score, ok, reason, {"metric": self.evaluation_metric})
