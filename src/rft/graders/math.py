@@ -8,8 +8,9 @@ Formula: score = 1 if the single extracted final answer is mathematically equiva
    same text, otherwise the answers conflict and the score is 0 (hedging by boxing two values);
    ``tag`` -- the text of exactly one ``<answer>..</answer>`` (``tag`` names it);
    ``hash`` -- the rest of exactly one line starting with ``####`` (GSM8K style).
-2. Reject hedges in the answer ("2 or 3", ``2 \\lor 3``, "either"), and answers over
-   ``max_answer_chars``.
+2. Reject hedges in the answer ("2 or 3", ``2 \\lor 3``, "either"), answers over
+   ``max_answer_chars``, and (``reject_echo``, default on) an answer of 3+ characters that differs
+   from the gold's text but appears verbatim in the prompt ("\\boxed{6*7}" for "What is 6*7?").
 3. Parse gold and answer with math-verify (LaTeX, then plain expressions). The gold is parsed
    strictly: if it yields no SymPy value the row is skipped (``passed=None``, counted) rather than
    rewarded or punished. Then ``math_verify.verify(gold, answer)``.
@@ -77,6 +78,17 @@ def extract_answer(completion: str, mode: str, tag: str) -> tuple[str | None, st
     return lines[0], ""
 
 
+def _squash(text: str) -> str:
+    return "".join(text.split()).replace("$", "")
+
+
+def _echoes_prompt(answer: str, gold: str, example: Example) -> bool:
+    """The answer, differing from the gold's text, is a verbatim piece of the prompt ("6*7")."""
+    prompt = example.prompt if isinstance(example.prompt, str) else " ".join(m["content"] for m in example.prompt)
+    squashed = _squash(answer)
+    return squashed != _squash(gold) and len(squashed) >= 3 and squashed in _squash(prompt)
+
+
 def _as_math(text: str) -> str:
     return text if "$" in text or "\\(" in text or "\\[" in text else f"${text}$"
 
@@ -119,11 +131,12 @@ class MathGrader:
     rel_tol: float = 1e-4
     timeout_s: float = 3.0
     memory_mb: int = 2048
+    reject_echo: bool = True
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "MathGrader":
         r = SpecReader.open(
-            spec, "math", ["answer_field", "extract", "tag", "max_answer_chars", "rel_tol", "timeout_s", "memory_mb"]
+            spec, "math", ["answer_field", "extract", "tag", "max_answer_chars", "rel_tol", "timeout_s", "memory_mb", "reject_echo"]
         )
         tag = r.text("tag", "answer")
         if not re.fullmatch(r"[A-Za-z][\w-]*", tag):
@@ -136,6 +149,7 @@ class MathGrader:
             rel_tol=float(r.number("rel_tol", 1e-4, lo=0.0, hi=0.5) or 0.0),
             timeout_s=float(r.number("timeout_s", 3.0, lo=0.01, hi=600) or 3.0),
             memory_mb=r.integer("memory_mb", 2048, lo=256),
+            reject_echo=r.flag("reject_echo", True),
         )
 
     def __call__(self, completion: str, example: Example) -> Grade:
@@ -153,6 +167,8 @@ class MathGrader:
         hedge = _HEDGE.search(answer)
         if hedge:
             return Grade(0.0, False, f"hedged answer ({hedge.group(0)!r}): {answer[:60]!r}", details)
+        if self.reject_echo and _echoes_prompt(answer, str(gold), example):
+            return Grade(0.0, False, f"answer {answer[:60]!r} only echoes the prompt", details)
         try:
             result = call_bounded(parse_and_verify, (str(gold), answer, self.rel_tol), self.timeout_s, self.memory_mb)
         except BoundExceeded as e:

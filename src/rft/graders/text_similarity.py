@@ -11,8 +11,9 @@ Metrics (tokens = ``\\w+`` runs and single punctuation marks):
 - ``fuzzy_match``: normalized Indel similarity of the two strings (rapidfuzz ``fuzz.ratio`` / 100),
   i.e. 1 - (insertions + deletions) / (len(a) + len(b)).
 - ``bleu``: sentence BLEU-4 (Papineni et al., 2002): geometric mean of clipped n-gram precisions
-  p_1..p_4 times the brevity penalty min(1, exp(1 - r/c)); a zero count is smoothed to 0.1 / (count
-  of candidate n-grams) (Chen & Cherry 2014, method 1). Case-sensitive.
+  p_1..p_N times the brevity penalty min(1, exp(1 - r/c)), N = min(4, candidate tokens) (the
+  "effective order" of sacrebleu's sentence BLEU, so a one-word answer can score 1); a zero count is
+  smoothed to 0.1 / (count of candidate n-grams) (Chen & Cherry 2014, method 1). Case-sensitive.
 - ``rouge_n``: F1 of clipped n-gram overlap; ``rouge_l``: F1 of the longest common token
   subsequence (Lin, 2004). Lower-cased.
 
@@ -57,17 +58,15 @@ def bleu(candidate: str, reference: str, max_n: int = 4) -> float:
     cand, ref = tokens(candidate), tokens(reference)
     if not cand or not ref:
         return 0.0
+    orders = min(max_n, len(cand))  # effective order: no n-grams longer than the candidate
     log_sum = 0.0
-    for n in range(1, max_n + 1):
+    for n in range(1, orders + 1):
         c_grams, r_grams = _ngrams(cand, n), _ngrams(ref, n)
         total = sum(c_grams.values())
-        if total == 0:  # candidate shorter than n: the precision is undefined; smoothed like a zero
-            log_sum += math.log(0.1)
-            continue
         hits = sum(min(count, r_grams[g]) for g, count in c_grams.items())
         log_sum += math.log(hits / total if hits else 0.1 / total)
     brevity = min(1.0, math.exp(1 - len(ref) / len(cand)))
-    return brevity * math.exp(log_sum / max_n)
+    return brevity * math.exp(log_sum / orders)
 
 
 def _f1(hits: float, n_cand: int, n_ref: int) -> float:

@@ -1,0 +1,199 @@
+"""``rft grade``: grade completions with a grader spec before spending compute on training.
+
+    rft grade --grader SPEC --data examples.jsonl [--completions completions.jsonl] [--out grades.jsonl]
+
+- SPEC is a JSON/YAML file or inline JSON (``'{"type": "math"}'``).
+- Completions come from a ``completion`` field (a string) in each data row, or from a parallel
+  JSONL file with one line per data row, each a JSON string or an object with ``completion``.
+- Prints a table (row, id, score, passed, reason) and a summary (mean, pass rate, skipped, errors,
+  timeouts, per-grader metrics); ``--out`` writes one JSON object per row
+  (``line, id, score, passed, reason, details``), atomically.
+
+Exit status: 0 when everything was graded (whatever the scores), 2 for bad input -- a bad spec, a
+missing file, a bad row -- with a one-line message that names the field and the line, never a
+traceback. Not covered: several completions per row (write one row per completion).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from rft.data import DataError, Example, read_jsonl
+from rft.graders.base import Grade, SpecError
+from rft.graders.pool import GraderPool
+from rft.graders.registry import build
+
+
+class InputError(ValueError):
+    """Bad input to ``rft grade``; the message is shown as one line."""
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    example: Example
+    completion: str
+
+
+def load_spec(text: str) -> dict[str, Any]:
+    """A spec from a file path (.json/.yaml/.yml) or inline JSON."""
+    path = Path(text)
+    stripped = text.strip()
+    if not stripped.startswith("{") and path.is_file():
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise InputError(f"--grader {text}: not valid YAML/JSON ({str(e).splitlines()[0]})") from None
+    elif stripped.startswith("{"):
+        try:
+            loaded = json.loads(stripped)
+        except json.JSONDecodeError as e:
+            raise InputError(f"--grader: inline JSON is invalid ({e.msg} at column {e.colno})") from None
+    else:
+        raise InputError(f"--grader {text!r}: no such file, and not inline JSON (inline specs start with '{{')")
+    if not isinstance(loaded, dict) or "type" not in loaded:
+        raise InputError(f"--grader: a spec must be an object with a 'type' field, got {str(loaded)[:60]}")
+    return loaded
+
+
+def _data_lines(path: Path) -> list[int]:
+    """Line numbers of the non-blank lines, in the order ``read_jsonl`` returns their examples."""
+    with path.open(encoding="utf-8") as f:
+        return [n for n, line in enumerate(f, start=1) if line.strip()]
+
+
+def _read_completions(path: Path, expected: int) -> list[str]:
+    if not path.is_file():
+        raise InputError(f"--completions {path}: no such file")
+    out: list[str] = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+            if isinstance(value, dict):
+                value = value.get("completion")
+            if not isinstance(value, str):
+                raise InputError(f"{path}:{lineno}: expected a JSON string or an object with a string 'completion'")
+            out.append(value)
+    if len(out) != expected:
+        raise InputError(f"{path}: {len(out)} completions for {expected} data rows; give one line per data row")
+    return out
+
+
+def load_rows(data: str, completions: str | None) -> list[Row]:
+    path = Path(data)
+    try:
+        examples = read_jsonl(path)
+    except DataError as e:
+        raise InputError(" ".join(str(e).split())) from None
+    lines = _data_lines(path)
+    if completions is not None:
+        texts = _read_completions(Path(completions), len(examples))
+        return [Row(line, ex, text) for line, ex, text in zip(lines, examples, texts)]
+    rows = []
+    for line, ex in zip(lines, examples):
+        text = ex.fields.get("completion")
+        if not isinstance(text, str):
+            raise InputError(f"{path}:{line}: field 'completion' is missing or not a string; add it or pass --completions")
+        fields = {k: v for k, v in ex.fields.items() if k != "completion"}
+        rows.append(Row(line, Example(ex.id, ex.prompt, fields, ex.grader, ex.base_dir), text))
+    return rows
+
+
+def check_specs(default: dict[str, Any], rows: list[Row], data: str) -> None:
+    """Build the default spec and every row's own spec once, so a bad one is named with its line."""
+    try:
+        build(default)
+    except SpecError as e:
+        raise InputError(f"--grader: {e}") from None
+    seen: set[str] = set()
+    for row in rows:
+        if row.example.grader is None:
+            continue
+        key = json.dumps(row.example.grader, sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            build(row.example.grader)
+        except SpecError as e:
+            raise InputError(f"{data}:{row.line}: field 'grader': {e}") from None
+
+
+def write_grades(path: Path, rows: list[Row], grades: list[Grade]) -> None:
+    text = "".join(
+        json.dumps(
+            {"line": r.line, "id": r.example.id, "score": g.score, "passed": g.passed, "reason": g.reason, "details": g.details},
+            ensure_ascii=False,
+            default=str,
+        )
+        + "\n"
+        for r, g in zip(rows, grades)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def render(console: Console, rows: list[Row], grades: list[Grade], stats: dict[str, float], seconds: float, quiet: bool) -> None:
+    if not quiet:
+        table = Table(show_lines=False)
+        for name, justify in (("line", "right"), ("id", "left"), ("score", "right"), ("passed", "center"), ("reason", "left")):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for row, grade in zip(rows, grades):
+            passed = {True: "[green]yes[/]", False: "[red]no[/]", None: "[dim]-[/]"}[grade.passed]
+            reason = grade.reason if len(grade.reason) <= 100 else grade.reason[:97] + "..."
+            table.add_row(str(row.line), escape(row.example.id[:24]), f"{grade.score:.3f}", passed, escape(reason))
+        console.print(table)
+    n = len(grades)
+    mean = sum(g.score for g in grades) / n
+    passed = sum(bool(g.passed) for g in grades)
+    skipped = sum(g.passed is None and bool(g.details.get("skipped")) for g in grades)
+    errors = sum(g.errored for g in grades)
+    timeouts = sum(bool(g.details.get("timeout")) for g in grades)
+    console.print(
+        f"{n} graded in {seconds:.2f}s: mean score {mean:.3f}, passed {passed}/{n} ({passed / n:.1%}), "
+        f"skipped {skipped}, errors {errors}, timeouts {timeouts}"
+    )
+    if stats:
+        console.print("  " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(stats.items())), highlight=False)
+
+
+def grade_command(grader: str, data: str, completions: str | None, out: str | None, workers: int, quiet: bool) -> int:
+    """Run ``rft grade``; returns the exit status (0 ok, 2 bad input)."""
+    console = Console()
+    try:
+        spec = load_spec(grader)
+        rows = load_rows(data, completions)
+        check_specs(spec, rows, data)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    with GraderPool(spec, workers=workers) as pool:
+        grades = pool.grade([r.completion for r in rows], [r.example for r in rows])
+        stats = pool.pop_stats()
+    seconds = time.perf_counter() - t0
+    render(console, rows, grades, stats, seconds, quiet)
+    if out is not None:
+        write_grades(Path(out), rows, grades)
+        console.print(f"wrote {len(grades)} grades to {out}")
+    return 0
