@@ -42,7 +42,6 @@ _BINARY: dict[type, Callable[[float, float], float]] = {
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
     ast.Pow: math.pow,
-    ast.BitXor: math.pow,  # OpenAI's formulas write powers as ^
 }
 _UNARY: dict[type, Callable[[float], float]] = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 FUNCTIONS: dict[str, Callable[..., float]] = {
@@ -68,7 +67,8 @@ class Formula:
             )
 
         try:
-            tree = ast.parse(source.strip(), mode="eval")
+            # OpenAI writes powers as ^; as ** they get a power's precedence and right-associativity.
+            tree = ast.parse(source.strip().replace("^", "**"), mode="eval")
         except SyntaxError as e:
             raise bad(f"syntax error ({e.msg})") from None
 
