@@ -78,7 +78,7 @@ def assert_no_leftovers(within_s: float = 1.0) -> None:
 def run_hostile(program: str, tests: list[dict], *, bound_s: float, mode: str = "function",
                 isolation: str = ISOLATION, **spec) -> Grade:
     """Grade ``program`` and check the invariants every hostile run must keep."""
-    spec = {"type": "code", "mode": mode, "timeout_s": 0.5, "total_timeout_s": 1.5, "isolation": isolation, **spec}
+    spec = {"type": "code", "mode": mode, "timeout_s": 1.5, "test_timeout_s": 0.5, "isolation": isolation, **spec}
     grader = CodeGrader.from_spec(spec)
     example = Example("hostile", "p", {"entry_point": "f", "tests": tests})
     t0 = time.monotonic()
@@ -111,7 +111,7 @@ def test_fork_bomb_is_capped_and_leaves_no_process():
                     os.fork()
                 except OSError:
                     pass
-        """, ONE_TEST, bound_s=5, processes=8, total_timeout_s=1.0)
+        """, ONE_TEST, bound_s=5, processes=8, timeout_s=1.0)
     assert grade.score == 0.0
     assert statuses(grade) == ["timeout"]
 
@@ -157,7 +157,7 @@ def test_infinite_loop_times_out_per_test():
         def f(x):
             while True:
                 pass
-        """, TWO_TESTS, bound_s=4, timeout_s=0.3)
+        """, TWO_TESTS, bound_s=4, test_timeout_s=0.3)
     assert grade.score == 0.0
     assert statuses(grade) == ["timeout", "timeout"]
     assert grade.details["timeout"] is True
@@ -170,7 +170,7 @@ def test_sleep_past_the_timeout_times_out_and_the_fast_test_still_counts():
             if x == 2:
                 time.sleep(30)
             return 2 * x
-        """, TWO_TESTS, bound_s=4, timeout_s=0.3)
+        """, TWO_TESTS, bound_s=4, test_timeout_s=0.3)
     assert grade.score == 0.5
     assert statuses(grade) == ["passed", "timeout"]
 
@@ -183,7 +183,7 @@ def test_ignoring_sigterm_and_sigalrm_is_killed_at_the_wall_clock():
         def f(x):
             while True:
                 pass
-        """, TWO_TESTS, bound_s=5, total_timeout_s=1.0)
+        """, TWO_TESTS, bound_s=5, timeout_s=1.0)
     assert grade.score == 0.0
     assert statuses(grade) == ["timeout", "timeout"]
 
@@ -577,7 +577,7 @@ def test_expected_values_are_not_in_the_sandbox_memory_args_or_environment():
             return "nothing found"
         def f(x):
             return search()
-        """, [{"args": [1], "expected": sentinel}], bound_s=5, timeout_s=2.0, total_timeout_s=3.0)
+        """, [{"args": [1], "expected": sentinel}], bound_s=5, timeout_s=3.0, test_timeout_s=2.0)
     assert grade.score == 0.0
     assert grade.details["tests"][0]["message"].endswith('got "nothing found"')
 
@@ -606,6 +606,6 @@ def test_expected_values_are_not_on_the_sandbox_filesystem(tmp_path):
                     if found:
                         return found.group(0)
             return "nothing found"
-        """, [{"args": [1], "expected": sentinel}], bound_s=5, timeout_s=2.0, total_timeout_s=3.0)
+        """, [{"args": [1], "expected": sentinel}], bound_s=5, timeout_s=3.0, test_timeout_s=2.0)
     assert grade.score == 0.0
     assert grade.details["tests"][0]["message"].endswith('got "nothing found"')

@@ -16,6 +16,10 @@ trailing whitespace from every line and trailing blank lines. An exit status of 
 nothing: the verdict is always the parent's comparison.
 
 Expected values never enter the sandbox: the payload carries the program and test inputs only.
+Time: ``timeout_s`` bounds the whole run (all tests, measured from the harness's start; the parent
+kills the sandbox one second after it); ``test_timeout_s`` optionally bounds each test, so one slow
+test does not use up the others' time. Tests the clock never reached count as ``timeout``.
+
 Score = passed / total (or 0/1 when ``partial_credit`` is false). ``details["tests"]`` has one
 entry per test with ``status`` in passed / failed / error / timeout / memory / output_limit and a
 short ``message`` (a diff for failures). ``details["error"]`` is set only when the sandbox itself
@@ -57,8 +61,8 @@ def extract_program(completion: str) -> str:
 @dataclass(frozen=True)
 class CodeGrader:
     mode: str = "function"
-    timeout_s: float = 2.0
-    total_timeout_s: float = 10.0
+    timeout_s: float = 2.0  # wall clock for the whole run (all tests); the pool reads it as our bound
+    test_timeout_s: float | None = None  # per test (None: only the whole-run limit applies)
     memory_mb: int = 512
     partial_credit: bool = True
     float_tol: float | None = None
@@ -92,10 +96,10 @@ class CodeGrader:
                 raise SpecError(f"code grader: {field}={getattr(self, field)!r} is invalid; {fix}")
 
         need(self.mode in ("function", "stdio"), "mode", "use 'function' or 'stdio'")
-        for field in ("timeout_s", "total_timeout_s"):
+        for field in ("timeout_s", "test_timeout_s"):
             value = getattr(self, field)
-            need(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 600,
-                 field, "use a number of seconds in (0, 600]")
+            need((value is None and field == "test_timeout_s")
+                 or (type(value) in (int, float) and 0 < value <= 600), field, "use a number of seconds in (0, 600]")
         for field, low in (("memory_mb", 32), ("max_output_kb", 1), ("processes", 4)):
             value = getattr(self, field)
             need(type(value) is int and value >= low, field, f"use an integer >= {low}")
@@ -113,7 +117,7 @@ class CodeGrader:
 
     def limits(self, n_tests: int) -> Limits:
         out = self.max_output_kb * 1024
-        return Limits(timeout_s=float(self.timeout_s), total_timeout_s=float(self.total_timeout_s),
+        return Limits(timeout_s=float(self.test_timeout_s or self.timeout_s), total_timeout_s=float(self.timeout_s),
                       memory_mb=self.memory_mb, processes=self.processes, output_bytes=out,
                       results_bytes=(n_tests + 1) * (8 * out + 4096) + 65536)
 
