@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from rft.graders.arithmetic import ArithmeticGrader
 from rft.graders.base import Grader, SpecError
+from rft.graders.code import CodeGrader
 from rft.graders.format import FormatGrader
 from rft.graders.json_schema import JsonSchemaGrader
 from rft.graders.logic import LogicGrader
@@ -24,6 +25,7 @@ from rft.graders.text_similarity import TextSimilarityGrader
 BUILDERS: dict[str, Callable[[dict[str, Any]], Grader]] = {
     "arithmetic": ArithmeticGrader.from_spec,
     "math": MathGrader.from_spec,
+    "code": CodeGrader.from_spec,
     "string_check": StringCheckGrader.from_spec,
     "regex": RegexGrader.from_spec,
     "text_similarity": TextSimilarityGrader.from_spec,
