@@ -136,3 +136,48 @@ def assert_disjoint(train: list[Example], val: list[Example]) -> None:
             f"{len(overlap)} prompt(s) appear in both train and validation (e.g. {sample[:80]!r}); "
             "remove them from one split"
         )
+
+
+@dataclass
+class PromptCursor:
+    """Walks the training examples in a fresh seeded permutation each epoch; resumable from
+    (epoch, index) alone, so a resumed run sees exactly the prompts the straight run would."""
+
+    size: int
+    seed: int
+    epoch: int = 0
+    index: int = 0
+
+    def _order(self) -> list[int]:
+        order = list(range(self.size))
+        random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
+        return order
+
+    def take(self, n: int) -> list[int]:
+        out: list[int] = []
+        order = self._order()
+        while len(out) < n:
+            if self.index >= self.size:
+                self.epoch, self.index = self.epoch + 1, 0
+                order = self._order()
+            out.append(order[self.index])
+            self.index += 1
+        return out
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "index": self.index}
+
+
+def load_splits(data_cfg: Any, seed: int) -> tuple[list[Example], list[Example], dict[str, Any] | None]:
+    """(train, val, the task's grader spec or None) from a built-in task or JSONL files."""
+    if data_cfg.task is not None:
+        from rft.tasks import TASKS
+
+        return TASKS[data_cfg.task.name](data_cfg.task, seed)
+    train = read_jsonl(data_cfg.train_file)
+    if data_cfg.val_file is not None:
+        val = read_jsonl(data_cfg.val_file)
+    else:
+        train, val = split_examples(train, data_cfg.val_size, seed)
+    assert_disjoint(train, val)
+    return train, val, None

@@ -213,7 +213,7 @@ class JsonSchemaGrader:
         value, why = extract_json(completion, self.allow_prose, self.max_chars)
         if why is not None:
             return Grade(0.0, False, why, {"valid": False})
-        error = next(iter(validator.iter_errors(value)), None)
+        error = None if validator.is_valid(value) else next(iter(validator.iter_errors(value)), None)
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             return Grade(0.0, False, f"schema violation at {where}: {error.message[:100]}", {"valid": False})

@@ -1,0 +1,36 @@
+"""Checkpoints: model + tokenizer (save_pretrained), optimizer, scheduler, RNG states and the
+trainer state (step, data cursor, best validation), assembled in a temporary directory and renamed
+into place only when complete (see :mod:`rft.runs`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rft.runs import RunDir, atomic_write_text
+
+
+def save_checkpoint(
+    run: RunDir, name: str, *, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any,
+    rng: dict[str, Any], state: dict[str, Any], latest: bool,
+) -> Path:
+    tmp = run.new_checkpoint_dir(name)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(rng, tmp / "rng.pt")
+    atomic_write_text(tmp / "trainer_state.json", json.dumps(state, indent=1, sort_keys=True))
+    return run.commit_checkpoint(tmp, name, latest=latest)
+
+
+def load_training_state(ckpt: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(trainer_state, optimizer_state, scheduler_state, rng) of a checkpoint directory."""
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    opt = torch.load(ckpt / "optimizer.pt", weights_only=False)
+    sched = torch.load(ckpt / "scheduler.pt", weights_only=False)
+    rng = torch.load(ckpt / "rng.pt", weights_only=False)
+    return state, opt, sched, rng

@@ -1,0 +1,173 @@
+"""The ``rft`` command line: one sub-command per job; each parses, loads the config, calls one function.
+
+Bad input (config, data, model directory, grader spec) is reported as one line on stderr naming what
+is wrong and how to fix it, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: models come from local dirs
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by the user's input: reported as one line, exit status 2."""
+    from rft.config import ConfigError
+    from rft.data import DataError
+    from rft.graders.base import SpecError
+    from rft.models.load import ModelError
+
+    return (ConfigError, DataError, SpecError, ModelError, FileExistsError, FileNotFoundError)
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML config file (defaults when omitted)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set grpo.beta=0.04 (repeatable)")
+
+
+def cmd_init_model(args: argparse.Namespace) -> int:
+    from rft.models.tiny import init_tiny_model
+
+    out = init_tiny_model(args.out, seed=args.seed)
+    print(f"wrote the tiny model and tokenizer to {out}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from rft.config import load_config
+
+    print(load_config(args.config, args.overrides).to_yaml(), end="")
+    return 0
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    from rft.config import load_config
+    from rft.console import Console
+    from rft.sft import sft
+
+    result = sft(load_config(args.config, args.overrides), overwrite=args.overwrite, console=Console(args.quiet))
+    print(f"SFT done: {result.steps} steps, held-out pass@1 {result.val.get('val/pass@1', float('nan')):.3f}; "
+          f"model in {result.model_dir}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rft.config import load_config
+    from rft.console import Console
+    from rft.grpo.train import train
+    from rft.runs import RunDir
+
+    console = Console(args.quiet)
+    if args.resume:
+        run = RunDir(args.resume)
+        if not run.config_path.is_file():
+            raise FileNotFoundError(f"--resume {args.resume}: no config.yaml there; pass a run directory")
+        cfg = load_config(run.config_path, args.overrides)
+        result = train(cfg, resume=args.resume, console=console)
+    else:
+        result = train(load_config(args.config, args.overrides), overwrite=args.overwrite, console=console)
+    console.table("rft train", [
+        ("held-out pass@1 before", result.first_val.get("val/pass@1", float("nan"))),
+        ("held-out pass@1 after", result.last_val.get("val/pass@1", float("nan"))),
+        ("best held-out pass@1", result.best_val),
+        ("steps", result.steps),
+        ("run directory", str(result.run_dir)),
+    ])
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rft.console import Console
+    from rft.demo import run_demo
+
+    overrides = list(args.overrides)
+    if args.steps is not None:
+        overrides.append(f"grpo.steps={args.steps}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.output_dir is not None:
+        overrides.append(f"output_dir={args.output_dir}")
+    run_demo(overrides, args.minutes, Console(args.quiet))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rft", description="Reinforcement fine-tuning with verifiable rewards.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init-model", help="create the embedded tiny model + tokenizer in a directory")
+    p.add_argument("--out", required=True, help="directory to write (save_pretrained)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_init_model)
+
+    p = sub.add_parser("config", help="print the resolved config (defaults, file and --set overrides)")
+    _config_args(p)
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("sft", help="supervised warm start; writes runs/NAME-sft/model")
+    _config_args(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sft)
+
+    p = sub.add_parser("train", help="GRPO training; writes runs/NAME")
+    _config_args(p)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="tiny model -> SFT warm start -> GRPO, with accuracy before and after")
+    p.add_argument("--steps", type=int, help="GRPO steps (default from the demo config)")
+    p.add_argument("--minutes", type=float, help="wall-clock budget; GRPO stops early to stay within it")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--output-dir", help="where run directories go (default runs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
+    """Sub-commands whose modules arrive with later features; registered when importable."""
+    try:
+        from rft.graders.harness import grade_command
+    except ImportError:
+        return
+    p = sub.add_parser("grade", help="grade completions with a grader spec (dry run, no model)")
+    p.add_argument("--grader", required=True, help="spec file (JSON/YAML) or inline JSON")
+    p.add_argument("--data", required=True, help="examples JSONL")
+    p.add_argument("--completions", help="parallel JSONL with a 'completion' field per line")
+    p.add_argument("--out", help="write the grades as JSONL")
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=lambda a: grade_command(a.grader, a.data, a.completions, a.out, a.workers, a.quiet))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last complete checkpoint is intact (resume with `rft train --resume RUN_DIR`)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The typed run config: YAML validated once, at load, by pydantic with ``extra="forbid"``.
+
+Every field is documented where it is declared. ``--set section.key=value`` overrides are applied
+to the raw YAML before validation, so they are checked exactly like the file. Every error names the
+field, the bad value and the fix (:class:`ConfigError`); the CLI prints it and exits with status 2.
+The config is never written back to at run time: what ran is what ``config.yaml`` says.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config problem, phrased for the user: field, value, fix."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(Strict):
+    path: str = Field("embedded", description="local model directory, or 'embedded' for the built-in tiny model")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'")
+
+
+class TaskConfig(Strict):
+    """A built-in procedural task (``rft.tasks``)."""
+
+    name: Literal["arithmetic"] = "arithmetic"
+    digits: int = Field(2, ge=1, le=6, description="digits per operand")
+    ops: list[Literal["+", "-", "*"]] = Field(default_factory=lambda: ["+"])
+    sloppy_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of SFT labels written by the sloppy annotator (drops carries)"
+    )
+    val_size: int = Field(500, ge=1)
+    train_size: int | None = Field(None, ge=1, description="training examples; default: all remaining problems")
+
+
+class DataConfig(Strict):
+    task: TaskConfig | None = None
+    train_file: str | None = Field(None, description="JSONL with 'prompt' and the grader's fields")
+    val_file: str | None = None
+    val_size: int = Field(200, ge=1, description="held out from train_file when there is no val_file")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataConfig":
+        if (self.task is None) == (self.train_file is None):
+            raise ValueError("give exactly one of data.task (a built-in task) or data.train_file (a JSONL file)")
+        return self
+
+
+class SamplingConfig(Strict):
+    num_generations: int = Field(8, ge=1, description="G: completions sampled per prompt (one group)")
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0, description="0 disables top-k")
+    max_new_tokens: int = Field(8, ge=1)
+
+
+class GRPOConfig(Strict):
+    steps: int = Field(60, ge=1, description="rollout batches; each gives num_iterations optimizer updates")
+    prompts_per_step: int = Field(16, ge=1)
+    lr: float = Field(3e-4, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_steps: int = Field(0, ge=0, description="optimizer updates of linear warm-up")
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    gradient_accumulation_steps: int = Field(1, ge=1, description="micro-batches per update; each holds whole groups")
+    beta: float = Field(0.0, ge=0.0, description="KL coefficient (k3 estimator); 0 loads no reference model")
+    epsilon: float = Field(0.2, gt=0.0, description="lower clip range of the ratio: 1 - epsilon")
+    epsilon_high: float | None = Field(None, gt=0.0, description="upper clip range (DAPO clip-higher); default epsilon")
+    num_iterations: int = Field(1, ge=1, description="mu: updates per rollout batch; old log-probs only when > 1")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+
+
+class EvalConfig(Strict):
+    every: int = Field(10, ge=1, description="validate every N steps (and before step 1)")
+    size: int | None = Field(None, ge=1, description="validation examples used; default all")
+    batch_size: int = Field(512, ge=1)
+    track_fields: list[str] = Field(
+        default_factory=list, description="report the share of greedy answers equal to these example fields"
+    )
+
+
+class CheckpointConfig(Strict):
+    every: int = Field(50, ge=1)
+    keep_last: int = Field(2, ge=1)
+
+
+class SFTConfig(Strict):
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_steps: int = Field(100, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    eval_every: int = Field(250, ge=1)
+    target_accuracy: float | None = Field(None, gt=0.0, le=1.0, description="stop once greedy val accuracy >= this")
+    target_field: str = Field("reference", description="example field imitated (falls back to 'answer')")
+
+
+class Config(Strict):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$")
+    output_dir: str = "runs"
+    seed: int = 0
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default torch's choice")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=lambda: DataConfig(task=TaskConfig()))
+    grader: dict[str, Any] | None = Field(None, description="grader spec; default: the task's own grader")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+
+    @model_validator(mode="after")
+    def _whole_groups(self) -> "Config":
+        g = self.grpo
+        if g.prompts_per_step % g.gradient_accumulation_steps:
+            raise ValueError(
+                f"grpo.prompts_per_step={g.prompts_per_step} is not divisible by "
+                f"grpo.gradient_accumulation_steps={g.gradient_accumulation_steps}: each micro-batch must hold "
+                "whole groups; make prompts_per_step a multiple of gradient_accumulation_steps"
+            )
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides; values are parsed as YAML (``0.1``, ``true``, ``[1, 2]``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set grpo.beta=0.04")
+        key, _, text = item.partition("=")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({e})") from None
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        value = e.get("input")
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{loc}: unknown key (value {value!r}); check the spelling against `rft config` (prints every field)")
+        elif e["type"] == "missing":
+            lines.append(f"{loc}: required field is missing; add it")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            shown = repr(value) if not isinstance(value, dict) else "{...}"
+            lines.append(f"{loc}: {msg} (got {shown})")
+    return "invalid config: " + "; ".join(lines)
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(e)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    raw: Any = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass the path of a YAML file")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"{where}: malformed YAML ({problem}); fix the syntax at that line") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections (model:, data:, grpo:, ...)")
+    return config_from_dict(apply_overrides(raw, overrides or []))

@@ -1,0 +1,90 @@
+"""Load a causal LM and its tokenizer from a local directory, the one path every model takes.
+
+``path: embedded`` resolves to the tiny default in the cache (``$RFT_CACHE`` or ``~/.cache/rft``),
+created on first use. Anything else must be a directory written by ``save_pretrained`` (a real
+Hugging Face checkpoint such as Qwen or Llama works the same way). Nothing is fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from rft.models.tiny import TINY_VERSION, init_tiny_model
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelError(ValueError):
+    """The model directory is missing or not a model; the message says how to fix it."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RFT_CACHE", Path.home() / ".cache" / "rft"))
+
+
+def embedded_model_dir() -> Path:
+    """The cached tiny model, created atomically on first use (and rebuilt if its version changed)."""
+    target = cache_dir() / "models" / f"tiny-char-llama-v{TINY_VERSION}"
+    meta = target / "rft_tiny.json"
+    if meta.exists() and json.loads(meta.read_text()).get("rft_tiny_version") == TINY_VERSION:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp-"))
+    init_tiny_model(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target
+
+
+def resolve_model_path(path: str) -> Path:
+    if path == "embedded":
+        return embedded_model_dir()
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise ModelError(f"model.path={path!r}: no such directory; create one with `rft init-model --out {path}`")
+    if not (p / "config.json").is_file():
+        raise ModelError(
+            f"model.path={path!r}: not a model directory (no config.json); point it at a directory written by "
+            "save_pretrained, or create the tiny model with `rft init-model --out DIR`"
+        )
+    return p
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token  # common for Llama-family checkpoints; masks keep it harmless
+    return tok
+
+
+def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu") -> PreTrainedModel:
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype])
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model.path={str(path)!r}: could not load a causal LM ({e})") from None
+    model.to(resolve_device(device))
+    model.eval()  # sampling and scoring run without dropout; training code switches modes itself
+    return model
+
+
+def context_length(model: PreTrainedModel) -> int:
+    cfg = model.config
+    for name in ("max_position_embeddings", "n_positions", "max_seq_len"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1 << 30

@@ -1,0 +1,111 @@
+"""The built-in batched sampler: KV cache, prefill once per group, finished rows dropped.
+
+For B prompts and ``n`` samples each: the B left-padded prompts are prefilled once, the cache is
+repeated ``n`` times per prompt (the G samples of a group share one prefill), then tokens are
+decoded one step at a time for all unfinished rows. A row that samples EOS leaves the batch (its
+cache rows are dropped), so finished sequences cost nothing. Positions are computed from the
+attention mask, so left padding does not shift positions.
+
+Sampling draws from ``generator`` only (never the global RNG): fixed seed -> same completions.
+Greedy (temperature 0) is argmax and matches transformers' greedy ``generate``.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+
+from rft.rollout.base import Completion, SamplingParams
+
+
+def filter_logits(logits_BV: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Mask logits outside the top-k / nucleus (top-p) set with -inf."""
+    if top_k > 0 and top_k < logits_BV.shape[-1]:
+        kth = torch.topk(logits_BV, top_k, dim=-1).values[:, -1:]
+        logits_BV = logits_BV.masked_fill(logits_BV < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, idx = torch.sort(logits_BV, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop_sorted = cum - sorted_logits.softmax(-1) > top_p  # keep the token that crosses top_p
+        drop = drop_sorted.scatter(-1, idx, drop_sorted)
+        logits_BV = logits_BV.masked_fill(drop, float("-inf"))
+    return logits_BV
+
+
+def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+        mask[i, width - len(p) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+class TorchSampler:
+    """Implements :class:`rft.rollout.base.RolloutEngine` with the policy's own forward pass."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+
+    def _next_tokens(self, logits_BV: torch.Tensor, params: SamplingParams, gen: torch.Generator | None) -> torch.Tensor:
+        if params.greedy:
+            return logits_BV.argmax(-1)
+        logits_BV = filter_logits(logits_BV.float() / params.temperature, params.top_k, params.top_p)
+        return torch.multinomial(logits_BV.softmax(-1), 1, generator=gen).squeeze(-1)
+
+    @torch.no_grad()
+    def generate(
+        self, prompts: list[list[int]], n: int, params: SamplingParams, generator: torch.Generator | None = None
+    ) -> list[list[Completion]]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            tokens = self._decode(prompts, n, params, generator)
+        finally:
+            self.model.train(was_training)
+        out: list[list[Completion]] = []
+        for i in range(len(prompts)):
+            group = []
+            for ids in tokens[i * n : (i + 1) * n]:
+                stopped = bool(ids) and ids[-1] == self.eos_id
+                text = self.tokenizer.decode(ids[:-1] if stopped else ids, skip_special_tokens=True)
+                group.append(Completion(ids, text, "stop" if stopped else "length"))
+            out.append(group)
+        return out
+
+    def _decode(self, prompts: list[list[int]], n: int, params: SamplingParams, gen: torch.Generator | None) -> list[list[int]]:
+        device = next(self.model.parameters()).device
+        ids, mask = left_pad(prompts, self.pad_id, device)
+        cache = DynamicCache(config=self.model.config)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+                         logits_to_keep=1)
+        logits = out.logits[:, -1]
+        if n > 1:  # share the prefill: repeat cache, mask and logits for the G samples of each prompt
+            cache.batch_repeat_interleave(n)
+            mask = mask.repeat_interleave(n, 0)
+            logits = logits.repeat_interleave(n, 0)
+        next_pos = mask.sum(-1, keepdim=True)
+        rows = torch.arange(len(prompts) * n, device=device)  # original row of each active row
+        result: list[list[int]] = [[] for _ in range(len(prompts) * n)]
+        for t in range(params.max_new_tokens):
+            tok = self._next_tokens(logits, params, gen)
+            for r, tk in zip(rows.tolist(), tok.tolist()):
+                result[r].append(tk)
+            alive = tok != self.eos_id
+            if t == params.max_new_tokens - 1 or not bool(alive.any()):
+                break
+            if not bool(alive.all()):  # drop finished rows from the batch and the cache
+                keep = alive.nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                rows, tok, mask, next_pos = rows[keep], tok[keep], mask[keep], next_pos[keep]
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+            out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos,
+                             past_key_values=cache, use_cache=True)
+            logits = out.logits[:, -1]
+            next_pos = next_pos + 1
+        return result

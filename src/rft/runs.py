@@ -1,0 +1,148 @@
+"""The run directory: everything a run produces, written so that nothing half-written looks valid.
+
+```
+runs/NAME/
+  config.yaml        the resolved config, exactly what ran
+  metrics.jsonl      one JSON object per step and per validation, append-only
+  samples/           step_N.jsonl: sampled completions with their grades
+  checkpoints/       step_N/ (model, optimizer, scheduler, RNG, data cursor); best/; `latest`
+```
+
+Atomicity: files are written to a temporary name in the same directory, fsynced, then renamed
+(``os.replace`` is atomic on POSIX). A checkpoint is assembled in ``step_N.tmp-*`` and renamed to
+``step_N`` only when complete, then ``latest`` is rewritten; a crash at any point leaves the previous
+checkpoint as the one ``latest`` names. Not covered: a crash of the machine between the data and the
+directory fsync on exotic file systems.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN/Infinity; readers see null
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class RunDir:
+    """Paths and writers for one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def create(self, config_yaml: str, *, overwrite: bool) -> None:
+        if self.path.exists() and any(self.path.iterdir()):
+            if not overwrite:
+                raise FileExistsError(
+                    f"run directory {self.path} already exists; resume it with `rft train --resume {self.path}`, "
+                    "pick another `name`, or pass --overwrite"
+                )
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, config_yaml)
+
+    # -- metrics -----------------------------------------------------------------------------
+    def log_metrics(self, record: dict[str, Any]) -> None:
+        line = json.dumps(_jsonable(record), sort_keys=True)
+        with self.metrics_path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.exists():
+            return []
+        out = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a torn last line from a crash: everything after it is dropped
+        return out
+
+    def truncate_metrics(self, last_step: int) -> None:
+        """Keep the records of steps <= last_step (used on resume: later steps will be redone)."""
+        kept = [r for r in self.read_metrics() if r.get("step", 0) <= last_step]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+    def write_samples(self, name: str, rows: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n" for r in rows)
+        atomic_write_text(self.samples_dir / f"{name}.jsonl", text)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def new_checkpoint_dir(self, name: str) -> Path:
+        """A temporary directory to fill; pass it to :meth:`commit_checkpoint` when complete."""
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=self.checkpoints_dir, prefix=f"{name}.tmp-"))
+
+    def commit_checkpoint(self, tmp: Path, name: str, *, latest: bool) -> Path:
+        final = self.checkpoints_dir / name
+        if final.exists():
+            old = final.with_name(f"{name}.old-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+        if latest:
+            atomic_write_text(self.checkpoints_dir / "latest", name + "\n")
+        return final
+
+    def latest_checkpoint(self) -> Path | None:
+        pointer = self.checkpoints_dir / "latest"
+        if not pointer.exists():
+            return None
+        path = self.checkpoints_dir / pointer.read_text().strip()
+        return path if path.is_dir() else None
+
+    def prune_checkpoints(self, keep_last: int) -> None:
+        steps = sorted(p for p in self.checkpoints_dir.glob("step_*") if p.is_dir() and ".tmp-" not in p.name)
+        latest = self.latest_checkpoint()
+        for p in steps[: max(0, len(steps) - keep_last)]:
+            if p != latest:
+                shutil.rmtree(p)
+        for p in self.checkpoints_dir.glob("*.tmp-*"):
+            shutil.rmtree(p, ignore_errors=True)  # leftovers of a crash mid-write; never valid

@@ -1,0 +1,72 @@
+"""What every job starts from: threads and seeds set, the data split, the model and tokenizer loaded
+through the one local-directory path, the grader built, and the inputs checked against each other
+(prompts fit the context; the dataset is not empty). Shared by sft, train, doctor and demo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rft.config import Config, ConfigError
+from rft.data import DataError, Example, load_splits
+from rft.evaluate import encode_prompt
+from rft.graders.base import SpecError
+from rft.graders.pool import GraderPool
+from rft.graders.registry import build
+from rft.models.load import context_length, load_model, load_tokenizer, resolve_model_path
+from rft.optim import seed_everything
+
+
+@dataclass
+class Session:
+    cfg: Config
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    model_path: str
+    train: list[Example]
+    val: list[Example]
+    grader_spec: dict[str, Any] | None
+    prompt_ids: dict[str, list[int]]
+
+    def pool(self) -> GraderPool:
+        return GraderPool(self.grader_spec)
+
+    @property
+    def eval_examples(self) -> list[Example]:
+        return self.val[: self.cfg.eval.size] if self.cfg.eval.size else self.val
+
+
+def open_session(cfg: Config, model_path: str | None = None) -> Session:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    train, val, task_spec = load_splits(cfg.data, cfg.seed)
+    if not train or not val:
+        raise DataError("the dataset has no training or no validation examples; add rows or lower data.val_size")
+    spec = cfg.grader or task_spec
+    if spec is None and any(e.grader is None for e in train + val):
+        raise ConfigError("grader: no grader configured and some rows name none; add a `grader:` spec to the config")
+    try:
+        if spec is not None:
+            build(spec)  # fail at load, not at the first step
+    except SpecError as e:
+        raise ConfigError(f"grader: {e}") from None
+    path = str(resolve_model_path(model_path or cfg.model.path))
+    tokenizer = load_tokenizer(path)
+    model = load_model(path, cfg.model.dtype, cfg.model.device)
+    ctx = context_length(model)
+    prompt_ids: dict[str, list[int]] = {}
+    for ex in train + val:
+        ids = encode_prompt(tokenizer, ex)
+        if len(ids) + cfg.sampling.max_new_tokens > ctx:
+            raise DataError(
+                f"example {ex.id!r}: prompt is {len(ids)} tokens + sampling.max_new_tokens={cfg.sampling.max_new_tokens} "
+                f"> the model's context of {ctx}; shorten the prompt, drop the row or lower max_new_tokens"
+            )
+        prompt_ids[ex.id] = ids
+    if len(prompt_ids) != len(train) + len(val):
+        raise DataError("example ids are not unique across train and validation; give every row a distinct 'id'")
+    return Session(cfg, model, tokenizer, path, train, val, spec, prompt_ids)

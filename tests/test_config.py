@@ -1,0 +1,82 @@
+import pytest
+
+from rft.cli import main
+from rft.config import ConfigError, config_from_dict, load_config
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_validate_and_round_trip_through_yaml(tmp_path):
+    cfg = load_config(None)
+    again = load_config(_write(tmp_path, cfg.to_yaml()))
+    assert again == cfg
+
+
+def test_unknown_key_names_the_full_field_path():
+    with pytest.raises(ConfigError, match=r"grpo\.betta: unknown key"):
+        config_from_dict({"grpo": {"betta": 0.1}})
+
+
+def test_bad_value_names_field_value_and_constraint():
+    with pytest.raises(ConfigError, match=r"grpo\.lr: .*greater than 0.*got -1"):
+        config_from_dict({"grpo": {"lr": -1}})
+
+
+def test_bad_enum_lists_the_allowed_choices():
+    with pytest.raises(ConfigError, match=r"grpo\.loss_type: .*'grpo', 'bnpo', 'dr_grpo' or 'dapo'"):
+        config_from_dict({"grpo": {"loss_type": "ppo"}})
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    p = _write(tmp_path, "grpo:\n  lr: 0.1\n  beta: [0.1\nseed: 1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:\d+:\d+: malformed YAML"):
+        load_config(p)
+
+
+def test_set_overrides_are_parsed_as_yaml_and_validated():
+    cfg = load_config(None, ["grpo.beta=0.04", "sampling.num_generations=4", "eval.track_fields=[sloppy]"])
+    assert (cfg.grpo.beta, cfg.sampling.num_generations, cfg.eval.track_fields) == (0.04, 4, ["sloppy"])
+    with pytest.raises(ConfigError, match=r"grpo\.bta: unknown key"):
+        load_config(None, ["grpo.bta=0.04"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(None, ["grpo.beta"])
+
+
+def test_micro_batches_must_hold_whole_groups():
+    with pytest.raises(ConfigError, match="whole groups"):
+        config_from_dict({"grpo": {"prompts_per_step": 10, "gradient_accumulation_steps": 4}})
+
+
+def test_data_needs_exactly_one_source():
+    with pytest.raises(ConfigError, match="exactly one of data.task"):
+        config_from_dict({"data": {"task": {"digits": 2}, "train_file": "x.jsonl"}})
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cli_reports_config_errors_in_one_line_with_exit_status_2(tmp_path, capsys):
+    p = _write(tmp_path, "grpo:\n  betta: 0.1\n")
+    assert main(["train", str(p), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid config: grpo.betta: unknown key") and "\n" not in err
+    assert "Traceback" not in err
+
+
+def test_cli_reports_a_missing_model_directory(tmp_path, capsys):
+    assert main(["train", "--set", f"model.path={tmp_path / 'none'}", "--set", f"output_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "no such directory" in err and "rft init-model" in err
+    assert not (tmp_path / "run").exists()  # nothing partially written
+
+
+def test_cli_reports_a_directory_that_is_not_a_model(tmp_path, capsys):
+    (tmp_path / "notamodel").mkdir()
+    assert main(["sft", "--set", f"model.path={tmp_path / 'notamodel'}", "--set", f"output_dir={tmp_path}"]) == 2
+    assert "not a model directory" in capsys.readouterr().err

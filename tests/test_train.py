@@ -1,0 +1,90 @@
+"""GRPO end to end on the tiny model: a smoke test of the run directory, and resume equivalence."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rft.config import config_from_dict
+from rft.console import Console
+from rft.grpo.train import train
+from rft.sft import sft
+
+QUIET = Console(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def one_digit_warm_start(tmp_path_factory, tiny_model_dir):
+    """A quick SFT on 1-digit addition with half the carry labels sloppy: samples are mixed right
+    and wrong, so GRPO groups carry a learning signal."""
+    out = tmp_path_factory.mktemp("warm")
+    cfg = config_from_dict({
+        "name": "warm", "output_dir": str(out), "seed": 0, "threads": 2, "model": {"path": str(tiny_model_dir)},
+        "data": {"task": {"digits": 1, "sloppy_rate": 0.5, "val_size": 20}},
+        "sampling": {"max_new_tokens": 3},
+        "sft": {"steps": 250, "batch_size": 32, "lr": 2e-3, "warmup_steps": 20, "eval_every": 250},
+    })
+    return sft(cfg, console=QUIET).model_dir
+
+
+def _cfg(tmp_path, model_dir, **grpo):
+    return config_from_dict({
+        "name": "smoke", "output_dir": str(tmp_path), "seed": 0, "threads": 2, "model": {"path": str(model_dir)},
+        "data": {"task": {"digits": 1, "val_size": 20}},
+        "sampling": {"num_generations": 4, "max_new_tokens": 3},
+        "grpo": {"steps": 4, "prompts_per_step": 4, "lr": 1e-3, **grpo},
+        "eval": {"every": 2}, "checkpoint": {"every": 2, "keep_last": 1},
+    })
+
+
+def _metrics(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("time/") and k not in ("step_s", "completion_tokens_per_s")
+             and not k.endswith("latency_ms")} for r in rows]
+
+
+def test_smoke_grpo_writes_a_complete_run_directory(tmp_path, one_digit_warm_start):
+    result = train(_cfg(tmp_path, one_digit_warm_start, beta=0.04, num_iterations=2), console=QUIET)
+    run = result.run_dir
+    assert (run / "config.yaml").is_file()
+    train_rows = [r for r in _metrics(run) if r["type"] == "train"]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4]
+    for key in ["reward_mean", "reward_std", "frac_zero_std_groups", "completion_len_mean", "completion_len_max",
+                "truncated_frac", "kl", "entropy", "grad_norm", "lr", "clip_frac", "loss", "grader/arithmetic/mean"]:
+        assert key in train_rows[0], key
+    raw = json.loads((run / "metrics.jsonl").read_text().splitlines()[1])
+    for phase in ["rollout", "grade", "advantages", "ref_logprobs", "update"]:
+        assert raw[f"time/{phase}"] >= 0
+    assert raw["completion_tokens_per_s"] > 0
+    assert [r["step"] for r in _metrics(run) if r["type"] == "val"] == [0, 2, 4]
+    assert (run / "samples" / "step_000002.jsonl").is_file()
+    ckpts = run / "checkpoints"
+    assert (ckpts / "latest").read_text().strip() == "step_000004"
+    assert not (ckpts / "step_000002").exists()  # keep_last=1 pruned it
+    for f in ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json", "tokenizer.json"]:
+        assert (ckpts / "step_000004" / f).is_file(), f
+    assert any(r["reward_std"] > 0 for r in train_rows), "the warm start should give mixed rewards"
+
+
+def test_resume_continues_exactly_like_the_straight_run(tmp_path, one_digit_warm_start):
+    straight = train(_cfg(tmp_path / "a", one_digit_warm_start, steps=4), console=QUIET)
+    half = _cfg(tmp_path / "b", one_digit_warm_start, steps=4)
+    first = train(half.model_copy(update={"grpo": half.grpo.model_copy(update={"steps": 2})}), console=QUIET)
+    # The config on disk says steps=2; resume the same directory with the full step budget.
+    (first.run_dir / "config.yaml").write_text(half.to_yaml())
+    resumed = train(half, resume=first.run_dir, console=QUIET)
+    assert resumed.steps == 4
+    assert _metrics(straight.run_dir) == _metrics(resumed.run_dir)
+    a = load_file(straight.run_dir / "checkpoints" / "step_000004" / "model.safetensors")
+    b = load_file(resumed.run_dir / "checkpoints" / "step_000004" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    w0 = load_file(one_digit_warm_start / "model.safetensors")
+    assert any(not torch.equal(a[k], w0[k]) for k in a), "training should have changed the weights"
+
+
+def test_existing_run_directory_is_not_overwritten_silently(tmp_path, one_digit_warm_start):
+    cfg = _cfg(tmp_path, one_digit_warm_start, steps=1)
+    train(cfg, console=QUIET)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, console=QUIET)
