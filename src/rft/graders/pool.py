@@ -220,6 +220,8 @@ class GraderPool:
 
     def _replace(self, slot: int, worker: _Worker, results: list[Any], queue: deque[list[Item]], timed_out: bool) -> int:
         """Kill ``worker``, fail its grade in flight, requeue the rest of its chunk, start a new one."""
+        if not timed_out:
+            worker.proc.join(timeout=2.0)  # EOF can arrive before the exit is reaped: wait for the code
         code = worker.proc.exitcode
         _kill(worker)
         self.replaced += 1
