@@ -120,3 +120,15 @@ def test_multi_components_are_logged_separately():
 def test_missing_default_spec_is_an_error():
     with GraderPool(None, workers=0) as p, pytest.raises(ValueError, match="no default grader"):
         p.grade(["a"], [Example("a", "p", {})])
+
+
+def test_worker_that_died_while_idle_is_replaced(pool):
+    import os
+    import signal
+
+    pool.grade(["0"], examples(1))  # make sure workers exist
+    os.kill(pool._pool[0].proc.pid, signal.SIGKILL)
+    pool._pool[0].proc.join(timeout=5)
+    grades = pool.grade([str(i) for i in range(8)], examples(8))
+    assert [g.score for g in grades] == [1.0] * 8
+    pool.pop_stats()

@@ -26,7 +26,8 @@ mean wall time of one grade in its worker), plus ``grader/<type>/<component>`` m
 that report ``details["components"]`` (``multi``), so shaping terms are logged apart from
 correctness.
 
-Not covered: sharing one grader object across workers (each builds its own), retrying a grade that
+Use one pool from one long-lived thread: on Linux a worker dies with the thread that started it
+(a dead idle worker is replaced on the next batch). Not covered: sharing one grader object across workers (each builds its own), retrying a grade that
 timed out, batch-level reward functions (each grade is one call).
 """
 
@@ -165,9 +166,16 @@ class GraderPool:
             self._pool.append(self._spawn())
         remaining = n
         while remaining:
-            for worker in self._pool:
+            for slot, worker in enumerate(self._pool):
                 if not worker.pending and queue:
-                    self._dispatch(worker, queue.popleft())
+                    chunk = queue.popleft()
+                    try:
+                        self._dispatch(worker, chunk)
+                    except OSError:  # it died while idle (OOM killer, its parent thread exited)
+                        queue.appendleft(chunk)
+                        _kill(worker)
+                        self.replaced += 1
+                        self._pool[slot] = self._spawn()
             remaining -= self._collect(results, queue)
         return results
 
@@ -181,10 +189,10 @@ class GraderPool:
 
     def _dispatch(self, worker: _Worker, items: list[Item]) -> None:
         specs = {key: self._specs[key] for _, key, _, _ in items if key not in worker.known}
+        worker.conn.send((specs, items))
         worker.known.update(specs)
         worker.pending.extend(items)
         worker.clock = time.monotonic()
-        worker.conn.send((specs, items))
 
     def _collect(self, results: list[Any], queue: deque[list[Item]]) -> int:
         """Wait for the next events; store results; handle timeouts and crashes. Returns #results."""
