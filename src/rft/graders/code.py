@@ -17,7 +17,7 @@ nothing: the verdict is always the parent's comparison.
 
 Expected values never enter the sandbox: the payload carries the program and test inputs only.
 Time: ``timeout_s`` bounds the whole run (all tests, measured from the harness's start; the parent
-kills the sandbox one second after it); ``test_timeout_s`` optionally bounds each test, so one slow
+kills the sandbox two seconds after it); ``test_timeout_s`` optionally bounds each test, so one slow
 test does not use up the others' time. Tests the clock never reached count as ``timeout``.
 
 Score = passed / total (or 0/1 when ``partial_credit`` is false). ``details["tests"]`` has one

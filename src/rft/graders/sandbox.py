@@ -7,9 +7,11 @@ stdout/stderr, whether the parent had to kill it for time or output, and which i
 Isolation modes, tried in this order by ``isolation="auto"`` (each probed once per process):
 
 ``bwrap``   bubblewrap with every namespace unshared (user, pid, net, ipc, uts, cgroup, mount),
-            ``--disable-userns``, ``--new-session``, ``--die-with-parent``, an empty environment,
-            a filesystem of read-only ``/usr`` (+ ``/lib*``, ``/bin``, the interpreter prefix), a
-            fresh ``/proc`` and ``/dev``, and a size-capped tmpfs ``/tmp`` as the only writable place.
+            ``--disable-userns``, ``--new-session``, ``--die-with-parent``, ``--as-pid-1`` (the
+            harness is PID 1: when it exits the kernel kills whatever is left in the namespace),
+            an empty environment, a filesystem of read-only ``/usr`` (+ ``/lib*``, ``/bin``, the
+            interpreter prefix), a fresh ``/proc`` and ``/dev``, and a size-capped tmpfs ``/tmp``
+            as the only writable place. No network: the namespace has only its own loopback.
 ``unshare`` util-linux ``unshare`` (net, pid, ipc, uts, mount; plus user when not root), a shell
             step that builds the same filesystem view with bind mounts and ``chroot``s into it,
             then ``setpriv`` with an empty capability bounding set. Slower (~0.1 s), same coverage.
@@ -19,8 +21,18 @@ Isolation modes, tried in this order by ``isolation="auto"`` (each probed once p
 
 In every mode the harness sets, before any untrusted code runs: RLIMIT_AS (memory), RLIMIT_CPU,
 RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC and no core files. The parent enforces the wall clock
-and kills the whole tree (SIGKILL to the process group; in bwrap/unshare the PID namespace dies
-with it, taking daemons and setsid() escapees along), and caps stdout, stderr and results.
+(the harness's own budget plus ``STARTUP_GRACE_S``), caps stdout, stderr and results, and kills the
+whole tree: in bwrap/unshare it SIGKILLs the namespace's PID 1, so the kernel kills everything in
+the namespace (daemons and setsid() escapees included) and the launcher reaps it (no zombies are
+left to the host's init); then the process group as a backstop.
+
+Observed on the reference machine (a root container, kernel 6.x, unprivileged user namespaces
+allowed, bubblewrap 0.8): bwrap run as root maps the sandbox to host uid 0 (see below), so it runs
+unprivileged instead; ``--ro-bind-fd`` cannot help reach a 0700 home, because bwrap 0.8 re-resolves
+the fd's path component by component. Where unprivileged user namespaces are blocked (some
+Ubuntu/Debian settings; not the case on the reference machine, so this path is by design, not
+observed), bwrap fails its probe; a root caller then still gets ``unshare`` mode (root needs no
+user namespace), a non-root caller gets ``none``.
 
 Why the sandbox never maps to host root: the kernel exempts uid 0 from RLIMIT_NPROC, so a fork
 bomb inside a sandbox whose user is host root is unbounded. When the caller is root, every run
@@ -68,7 +80,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("bwrap", "unshare", "none")
 HARNESS_SOURCE = (Path(__file__).with_name("code_harness.py")).read_text(encoding="utf-8")
-STARTUP_GRACE_S = 1.0  # wall clock the parent allows on top of total_timeout_s for start and teardown
+STARTUP_GRACE_S = 2.0  # wall clock the parent allows on top of total_timeout_s: start-up on a loaded machine
 _UID_BASE = 1_000_000
 _uid_counter = itertools.count()
 
