@@ -519,6 +519,21 @@ def test_writing_forged_lines_to_the_results_channel_cannot_pass_a_test():
     assert statuses(grade) == ["error", "error"]
 
 
+def test_stdio_program_forging_results_through_proc_cannot_pass_a_test():
+    grade = run_hostile("""
+        import os
+        harness = os.getppid()
+        fd = open("/proc/%d/cmdline" % harness, "rb").read().split(b"\\0")[-2].decode()
+        try:
+            w = os.open("/proc/%d/fd/%s" % (harness, fd), os.O_WRONLY)
+            os.write(w, b'{"i": 0, "status": "passed"}\\n{"i": 1, "status": "ok", "stdout": "guess", "exit": 0}\\n')
+        except OSError:
+            pass
+        print("guess")
+        """, [{"stdin": "", "expected_stdout": "3"}, {"stdin": "", "expected_stdout": "4"}], bound_s=4, mode="stdio")
+    assert grade.score == 0.0
+
+
 def test_closing_the_results_channel_scores_zero_without_crashing_the_grader():
     grade = run_hostile("""
         import os, sys

@@ -20,7 +20,10 @@ values the program never sees: tampering can lower a score, never earn one. The 
 below (exact built-in types only) exists so an honest program's value reaches the parent
 unchanged and an always-equal object is reported as an error instead of as a value.
 In ``stdio`` mode each test runs in a forked child with the results fd closed, and this process
-(not the program) reports the child's captured stdout.
+(not the program) reports the child's captured stdout. (Reopening the pipe through
+``/proc/<harness>/fd`` was refused with EACCES under bwrap on the reference machine; where it
+works it gives the same power as in function mode: forging data that cannot match expected
+values it never sees.)
 
 Kept compatible with Python 3.8+: the sandbox may use the system interpreter, not the venv's.
 Start-up is the cost that matters (it is paid per execution), so this imports only C modules
