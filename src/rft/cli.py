@@ -150,7 +150,7 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="examples JSONL")
     p.add_argument("--completions", help="parallel JSONL with a 'completion' field per line")
     p.add_argument("--out", help="write the grades as JSONL")
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--workers", type=int, default=-1, help="grader worker processes (-1: one per core, 0: in-process)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=lambda a: grade_command(a.grader, a.data, a.completions, a.out, a.workers, a.quiet))
 

@@ -89,6 +89,13 @@ class EvalConfig(Strict):
     )
 
 
+class GradingConfig(Strict):
+    workers: int = Field(
+        0, ge=-1, description="grader worker processes: 0 in-process (cheap graders), -1 one per core, N"
+    )
+    timeout_s: float = Field(30.0, gt=0.0, description="per-grade wall-clock bound in workers; a hung grade scores 0")
+
+
 class CheckpointConfig(Strict):
     every: int = Field(50, ge=1)
     keep_last: int = Field(2, ge=1)
@@ -114,6 +121,7 @@ class Config(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=lambda: DataConfig(task=TaskConfig()))
     grader: dict[str, Any] | None = Field(None, description="grader spec; default: the task's own grader")
+    grading: GradingConfig = Field(default_factory=GradingConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)

@@ -3,7 +3,8 @@
 Reuses the rollout engine and the graders. ``pass@1`` is the share of examples whose greedy
 completion the grader marks passed (``Grade.passed``); ``mean_reward`` the mean score. With
 ``track_fields`` it also reports, per field F, the share of greedy answers equal to ``example[F]``
-(e.g. ``match_sloppy``: how often the model still writes the sloppy annotator's answer).
+where that value is wrong (e.g. ``match_sloppy``: how often the model still writes the sloppy
+annotator's answer on problems where it differs from the true one).
 Greedy decoding draws no random numbers, so evaluating never changes a training trajectory.
 Not covered here: sampled pass@k (the pre-flight doctor measures it).
 """
@@ -34,6 +35,18 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, example: Example) -> list[
     return list(tokenizer.apply_chat_template(example.prompt, add_generation_prompt=True, tokenize=True))
 
 
+def wrong_answer_share(pool: GraderPool, texts: list[str], examples: list[Example], field_name: str) -> float:
+    """Share of greedy answers equal to ``example[field_name]``, counted only over the examples where
+    that value is itself graded wrong (e.g. the sloppy annotator's answer when it differs from the
+    truth): 0 means the model never writes the known-wrong answer."""
+    candidates = [(t, e) for t, e in zip(texts, examples) if e.get(field_name) is not None]
+    verdicts = pool.grade([str(e.get(field_name)) for _, e in candidates], [e for _, e in candidates])
+    wrong = [(t, e) for (t, e), g in zip(candidates, verdicts) if g.passed is False]
+    if not wrong:
+        return 0.0
+    return sum(t.strip() == str(e.get(field_name)).strip() for t, e in wrong) / len(wrong)
+
+
 def evaluate(
     engine: RolloutEngine,
     tokenizer: PreTrainedTokenizerBase,
@@ -57,7 +70,7 @@ def evaluate(
         "skipped": float(sum(g.passed is None for g in grades)),
     }
     for f in track_fields or []:
-        metrics[f"match_{f}"] = sum(t.strip() == str(e.get(f, "")).strip() for t, e in zip(texts, examples)) / n
+        metrics[f"match_{f}"] = wrong_answer_share(pool, texts, examples, f)
     rows = [{"id": e.id, "prompt": e.prompt, "completion": t, "score": g.score, "passed": g.passed, "reason": g.reason}
             for e, t, g in zip(examples, texts, grades)]
     return EvalResult(metrics, rows)

@@ -32,7 +32,7 @@ class Session:
     prompt_ids: dict[str, list[int]]
 
     def pool(self) -> GraderPool:
-        return GraderPool(self.grader_spec)
+        return GraderPool(self.grader_spec, self.cfg.grading.workers, self.cfg.grading.timeout_s)
 
     @property
     def eval_examples(self) -> list[Example]:

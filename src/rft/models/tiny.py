@@ -21,16 +21,19 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, proce
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 PAD, EOS, BOS, UNK = "<pad>", "<eos>", "<bos>", "<unk>"
-TINY_VERSION = 1  # bump when the architecture below changes, so cached models are rebuilt
+TINY_VERSION = 2  # bump when the architecture below changes, so cached models are rebuilt
 
 
 @dataclass(frozen=True)
 class TinySpec:
-    hidden_size: int = 128
-    num_layers: int = 4
+    """0.45M parameters. Sized by measurement for the demo's time budget on a 2-core CPU: this shape
+    learned 2-digit addition faster per second than 128x4 (1.06M, 2.4x slower per step) or 128x2."""
+
+    hidden_size: int = 96
+    num_layers: int = 3
     num_heads: int = 4
-    intermediate_size: int = 512
-    context: int = 128
+    intermediate_size: int = 384
+    context: int = 512
 
 
 def char_vocab() -> dict[str, int]:
