@@ -30,16 +30,34 @@ class ModelConfig(Strict):
 
 
 class TaskConfig(Strict):
-    """A built-in procedural task (``rft.tasks``)."""
+    """A built-in procedural task (``rft.tasks``). ``digits``, ``ops`` and ``sloppy_rate`` apply to
+    ``arithmetic`` only: setting one of them to a non-default value for another task is an error."""
 
-    name: Literal["arithmetic"] = "arithmetic"
-    digits: int = Field(2, ge=1, le=6, description="digits per operand")
-    ops: list[Literal["+", "-", "*"]] = Field(default_factory=lambda: ["+"])
+    name: Literal["arithmetic", "sql", "json", "logic", "code"] = Field(
+        "arithmetic", description="the generator in rft.tasks.TASKS; each brings its own grader spec"
+    )
+    digits: int = Field(2, ge=1, le=6, description="digits per operand (arithmetic only)")
+    ops: list[Literal["+", "-", "*"]] = Field(default_factory=lambda: ["+"], description="operators (arithmetic only)")
     sloppy_rate: float = Field(
-        0.0, ge=0.0, le=1.0, description="share of SFT labels written by the sloppy annotator (drops carries)"
+        0.0, ge=0.0, le=1.0,
+        description="share of SFT labels written by the sloppy annotator (drops carries; arithmetic only)",
     )
     val_size: int = Field(500, ge=1)
-    train_size: int | None = Field(None, ge=1, description="training examples; default: all remaining problems")
+    train_size: int | None = Field(
+        None, ge=1,
+        description="training examples; default: all remaining problems (arithmetic), up to 2000 (other tasks)",
+    )
+
+    @model_validator(mode="after")
+    def _arithmetic_fields_only_for_arithmetic(self) -> "TaskConfig":
+        if self.name != "arithmetic":
+            for key in ("digits", "ops", "sloppy_rate"):
+                default = type(self).model_fields[key].get_default(call_default_factory=True)
+                if getattr(self, key) != default:
+                    raise ValueError(
+                        f"'{key}' applies only to the arithmetic task, not to '{self.name}'; remove data.task.{key}"
+                    )
+        return self
 
 
 class DataConfig(Strict):
