@@ -87,3 +87,16 @@ def test_prompt_cursor_resumes_exactly():
     b = PromptCursor(10, seed=1, **a.state())
     assert part + b.take(7) == first
     assert sorted(first[:10]) == list(range(10))  # each epoch is a permutation
+
+
+def test_prompt_longer_than_the_context_names_the_example(tmp_path, tiny_model_dir, capsys):
+    data = tmp_path / "long.jsonl"
+    rows = [{"id": "short", "prompt": "1+1=", "answer": "2"}, {"id": "too-long", "prompt": "1" * 600, "answer": "1"}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model: {{path: {tiny_model_dir}}}\ndata: {{train_file: {data}, val_size: 1}}\n"
+                   f"grader: {{type: arithmetic}}\noutput_dir: {tmp_path / 'runs'}\n")
+    assert main(["train", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'too-long'" in err and "context" in err and "max_new_tokens" in err
+    assert not (tmp_path / "runs").exists()  # nothing written for a run that never started
