@@ -17,9 +17,7 @@ traceback. Not covered: several completions per row (write one row per completio
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from rft.data import DataError, Example, read_jsonl
 from rft.graders.base import Grade, SpecError
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
+from rft.runs import atomic_write_text
 
 
 class InputError(ValueError):
@@ -146,11 +145,7 @@ def write_grades(path: Path, rows: list[Row], grades: list[Grade]) -> None:
         + "\n"
         for r, g in zip(rows, grades)
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def render(console: Console, rows: list[Row], grades: list[Grade], stats: dict[str, float], seconds: float, quiet: bool) -> None:
