@@ -119,6 +119,35 @@ class CheckpointConfig(Strict):
     keep_last: int = Field(2, ge=1)
 
 
+MonitorName = Literal["divergence", "length", "truncation", "repetition", "format", "kl_spike",
+                      "entropy_collapse", "zero_signal"]
+
+
+class MonitorsConfig(Strict):
+    """Reward-hacking monitors during training (rft.safety.monitors states each rule). ``start`` is
+    the mean of the first ``window`` steps, ``recent`` of the last ``window``."""
+
+    enabled: bool = Field(True, description="run the monitors; alerts are printed and logged as type 'alert'")
+    stop_on: list[MonitorName] = Field(
+        default_factory=list, description="monitors whose alert ends the run (validated and checkpointed)"
+    )
+    window: int = Field(5, ge=1, description="steps averaged for the start and recent values")
+    divergence_reward_rise: float = Field(0.1, gt=0.0, description="train reward rise (recent - start) that counts")
+    divergence_min_val_gain: float = Field(
+        0.02, description="held-out pass@1 gain since the first validation below which it counts as flat"
+    )
+    length_ratio: float = Field(2.0, gt=1.0, description="alert when recent mean completion length >= this x start")
+    truncation_rise: float = Field(0.2, gt=0.0, description="alert when the truncated share rises by this")
+    repetition_ngram: int = Field(4, ge=1, description="n of the repeated-n-gram share logged as 'repetition'")
+    repetition_rise: float = Field(0.2, gt=0.0, description="alert when the repeated n-gram share rises by this")
+    format_drop: float = Field(0.3, gt=0.0, description="alert when format compliance falls by this (format graders only)")
+    kl_spike_ratio: float = Field(5.0, gt=1.0, description="alert when a step's KL > this x the previous window's mean")
+    kl_min: float = Field(0.05, ge=0.0, description="...and above this absolute KL")
+    entropy_ratio: float = Field(0.2, gt=0.0, lt=1.0, description="alert when recent entropy <= this x start")
+    zero_signal_frac: float = Field(0.9, gt=0.0, le=1.0, description="zero-variance group share that counts as no signal")
+    zero_signal_steps: int = Field(10, ge=1, description="...for this many consecutive steps")
+
+
 class SFTConfig(Strict):
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -145,6 +174,7 @@ class Config(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
 
     @model_validator(mode="after")
     def _whole_groups(self) -> "Config":

@@ -33,6 +33,7 @@ from rft.models.load import load_model, resolve_model_path
 from rft.optim import make_optimizer, make_scheduler, rng_state, set_rng_state
 from rft.rollout import SamplingParams, TorchSampler
 from rft.runs import RunDir
+from rft.safety.monitors import Monitors, emit_alerts, repetition_rate
 from rft.session import Session, open_session
 
 
@@ -104,6 +105,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
         console.print(f"step 0: held-out pass@1 {state['first_val']['val/pass@1']:.3f}")
 
     deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None
+    monitors = Monitors(cfg.monitors, history=run.read_metrics())  # a resumed run replays its records
     with console.progress(g.steps, "grpo") as bar:
         bar.update(state["step"])
         for step in range(state["step"] + 1, g.steps + 1):
@@ -149,6 +151,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                 "frac_zero_std_groups": zero_std_fraction(rewards_B, G),
                 "completion_len_mean": float(lengths.mean()), "completion_len_max": float(lengths.max()),
                 "truncated_frac": sum(c.finish_reason == "length" for c in completions) / len(completions),
+                "repetition": repetition_rate([c.token_ids for c in completions], cfg.monitors.repetition_ngram),
                 "grader_errors": sum(gr.errored for gr in grades),
                 "completion_tokens_per_s": float(lengths.sum()) / step_s, "step_s": step_s,
                 **upd, **times, **pool.pop_stats(),
@@ -156,10 +159,15 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             state["step"] = step
             state["cursor"] = cursor.state()
 
+            # monitors: reward-hacking alerts; one named in monitors.stop_on ends the run like the time limit
+            alerts = monitors.observe_train(record)
+            last = last or bool(monitors.stops(alerts))
+
             # validate: held-out greedy pass@1; keep the best model
             if step % cfg.eval.every == 0 or last:
                 with timed(times, "validate"):
                     state["last_val"] = validate(s, sampler, pool, run, step)
+                    alerts += monitors.observe_val(step, state["last_val"])
                     run.write_samples(f"step_{step:06d}", [
                         {"group": i // G, "prompt": e.prompt, "completion": c.text, "score": gr.score,
                          "reason": gr.reason, "advantage": float(a)}
@@ -172,6 +180,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             run.log_metrics(record)
             if "time/validate" in times:
                 run.log_metrics({"type": "val", "step": step, **state["last_val"]})
+            last = emit_alerts(alerts, monitors, run, console) or last
 
             # checkpoint: atomically, then prune old ones
             if step % cfg.checkpoint.every == 0 or last:

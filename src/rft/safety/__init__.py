@@ -1,0 +1,1 @@
+"""Safety net: pre-flight doctor, grader audit, reward-hacking monitors."""
