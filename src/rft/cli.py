@@ -85,6 +85,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rft.config import load_config
+    from rft.console import Console
+    from rft.safety.doctor import DOCTOR_FILE, doctor
+
+    cfg = load_config(args.config, args.overrides)
+    report = doctor(cfg, n=args.n, k=args.k, console=Console(args.quiet))
+    print(f"doctor: {report.verdict}; details in {cfg.run_dir / DOCTOR_FILE}")
+    return 1 if report.blocked else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rft.console import Console
     from rft.demo import run_demo
@@ -134,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("doctor", help="pre-flight checks: data, grader, baseline pass@k, cost; exit 1 if one blocks")
+    _config_args(p)
+    p.add_argument("--n", type=int, default=32, help="validation examples for the baseline (default 32)")
+    p.add_argument("--k", type=int, help="samples per example for pass@k (default sampling.num_generations)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_doctor)
 
     _add_optional_commands(sub)
     return parser

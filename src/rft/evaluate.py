@@ -87,8 +87,9 @@ def sampled_pass_at_k(
     batch_size: int = 128,
 ) -> dict[str, float]:
     """Sample k completions per example with the training sampler: pass@k (at least one passed),
-    mean reward per completion, and the share of groups with zero reward variance (no signal)."""
-    any_pass, all_same, total = 0, 0, 0.0
+    the share of passed samples, mean reward per completion, and the share of groups with zero
+    reward variance (no signal)."""
+    any_pass, all_same, total, passed = 0, 0, 0.0, 0
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
         groups = engine.generate([encode_prompt(tokenizer, e) for e in chunk], k, params, generator)
@@ -96,7 +97,9 @@ def sampled_pass_at_k(
         for j in range(len(chunk)):
             scores = [gr.score for gr in grades[j * k : (j + 1) * k]]
             any_pass += any(bool(gr.passed) for gr in grades[j * k : (j + 1) * k])
+            passed += sum(bool(gr.passed) for gr in grades[j * k : (j + 1) * k])
             all_same += max(scores) == min(scores)
             total += sum(scores)
     n = max(len(examples), 1)
-    return {f"pass@{k}": any_pass / n, "mean_reward": total / (n * k), "frac_zero_std_groups": all_same / n}
+    return {f"pass@{k}": any_pass / n, "pass_rate": passed / (n * k), "mean_reward": total / (n * k),
+            "frac_zero_std_groups": all_same / n}

@@ -1,0 +1,240 @@
+"""``rft doctor CONFIG``: a pre-flight checklist run before spending compute on GRPO.
+
+Loads the data, model and grader exactly as training does (:func:`rft.session.open_session`) and
+checks, each line with a verdict ``ok`` / ``warn`` / ``block`` / ``skip``:
+
+- **data**: the dataset parses (a bad JSONL line is reported with its number by ``read_jsonl``) and
+  the train and validation splits share no prompt;
+- **load**: the model, tokenizer and grader load and every prompt fits the context;
+- **grader**: the same completions (the model's greedy answers, plus the rows' ``reference`` /
+  ``answer`` fields when present) graded twice give the same scores; wall-clock ms per grade;
+- **baseline**: on ``n`` validation examples, greedy pass@1, and with the training sampler ``k``
+  samples each: pass@k, the per-sample pass rate and the share of groups with zero reward variance.
+  pass@k = 0 blocks ("nothing to amplify": GRPO needs some right samples); a pass rate of about
+  10-30% is the sweet spot; above 90% there is little to gain (:func:`baseline_verdict`);
+- **cost**: two real GRPO steps (``rft.grpo.train.train`` with ``grpo.steps=2`` in a temporary run
+  directory that is deleted afterwards): seconds and completion tokens per step, scaled to the
+  configured steps plus the validations (timed on the baseline's greedy pass), and peak memory
+  (process ``ru_maxrss``; ``torch.cuda.max_memory_allocated`` on a GPU).
+
+The overall verdict is the worst line; ``doctor.json`` (atomic) records every line in the run
+directory, which holds nothing else, so training can still start there. Not covered: the time of
+checkpoint writes, grader non-determinism that needs more than two tries to show, and whether the
+grader can be fooled (that is ``rft audit``).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from rich.table import Table
+
+from rft.config import Config, ConfigError
+from rft.console import Console
+from rft.data import DataError, Example, load_splits
+from rft.evaluate import evaluate, sampled_pass_at_k
+from rft.graders.base import SpecError
+from rft.models.load import ModelError
+from rft.rollout import SamplingParams, TorchSampler
+from rft.runs import RunDir, atomic_write_text
+from rft.session import Session, open_session
+
+Verdict = Literal["ok", "warn", "block", "skip"]
+_RANK = {"skip": 0, "ok": 1, "warn": 2, "block": 3}
+DOCTOR_FILE = "doctor.json"
+
+
+@dataclass
+class Check:
+    name: str
+    verdict: Verdict
+    summary: str
+    advice: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DoctorReport:
+    checks: list[Check]
+
+    @property
+    def verdict(self) -> Verdict:
+        worst = max((c.verdict for c in self.checks), key=_RANK.__getitem__, default="ok")
+        return "ok" if worst == "skip" else worst
+
+    @property
+    def blocked(self) -> bool:
+        return self.verdict == "block"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "checks": [asdict(c) for c in self.checks]}
+
+
+def baseline_verdict(pass_at_k: float, pass_rate: float, k: int) -> tuple[Verdict, str]:
+    """Whether the base model leaves GRPO something to amplify, from sampled pass@k and the
+    per-sample pass rate (the share of right samples)."""
+    if pass_at_k == 0:
+        return "block", f"nothing to amplify: no right answer in {k} samples per prompt; warm up with SFT first (`rft sft`)"
+    if pass_rate < 0.10:
+        return "warn", "hard for the model: few groups will carry signal; consider an SFT warm start or easier prompts"
+    if pass_rate <= 0.30:
+        return "ok", "the sweet spot for GRPO (about 10-30% right samples)"
+    if pass_rate <= 0.90:
+        return "ok", "learnable: right and wrong samples mix"
+    return "warn", "little to gain: the model already solves most prompts; use harder prompts"
+
+
+# -- the checks -------------------------------------------------------------------------------
+
+
+def check_data(cfg: Config) -> Check:
+    try:
+        train, val, _ = load_splits(cfg.data, cfg.seed)
+    except DataError as e:
+        return Check("data", "block", "the dataset does not load", str(e))
+    shared = {e.prompt_key() for e in train} & {e.prompt_key() for e in val}
+    if shared:
+        return Check("data", "block", f"{len(shared)} prompt(s) in both train and validation",
+                     "remove them from one split: validation must be held out", {"shared_prompts": len(shared)})
+    return Check("data", "ok", f"{len(train)} train / {len(val)} validation examples, no shared prompt",
+                 values={"train": len(train), "val": len(val)})
+
+
+def check_grader(s: Session, pool: Any, rows: list[dict[str, Any]], examples: list[Example]) -> Check:
+    """Grade the greedy completions again (and the rows' reference answers twice) and compare."""
+    texts = [r["completion"] for r in rows]
+    first = [r["score"] for r in rows]
+    refs = [(str(e.get(f)), e) for e in examples for f in ("reference", "answer") if e.get(f) is not None]
+    ref_texts, ref_examples = [t for t, _ in refs], [e for _, e in refs]
+    first += [g.score for g in pool.grade(ref_texts, ref_examples)]
+    t0 = time.perf_counter()
+    again = pool.grade(texts + ref_texts, examples + ref_examples)
+    ms = 1000 * (time.perf_counter() - t0) / max(len(again), 1)
+    pool.pop_stats()
+    differ = sum(a != b.score for a, b in zip(first, again))
+    errors = sum(g.errored for g in again)
+    values = {"graded_twice": len(again), "differing": differ, "errors": errors, "ms_per_grade": ms}
+    if differ:
+        return Check("grader", "warn", f"not deterministic: {differ} of {len(again)} scores changed on a second grading",
+                     "a reward that is not a function of the completion is noise to GRPO; fix the grader", values)
+    if errors == len(again):
+        return Check("grader", "warn", f"every grade errored ({again[0].reason})", "check the grader spec", values)
+    return Check("grader", "ok", f"deterministic over {len(again)} grades; {ms:.2f} ms per grade", values=values)
+
+
+def check_baseline(s: Session, pool: Any, n: int, k: int) -> tuple[Check, Check, dict[str, Any]]:
+    """(grader check, baseline check, timings) from a greedy and a sampled pass over n examples."""
+    cfg = s.cfg
+    examples = s.val[:n]
+    sampler = TorchSampler(s.model, s.tokenizer)
+    t0 = time.perf_counter()
+    greedy = evaluate(sampler, s.tokenizer, pool, examples, cfg.sampling.max_new_tokens, cfg.eval.batch_size)
+    greedy_s = time.perf_counter() - t0
+    grader = check_grader(s, pool, greedy.rows, examples)
+    params = SamplingParams(cfg.sampling.max_new_tokens, cfg.sampling.temperature, cfg.sampling.top_p,
+                            cfg.sampling.top_k)
+    sampled = sampled_pass_at_k(sampler, s.tokenizer, pool, examples, k, params,
+                                torch.Generator().manual_seed(cfg.seed + 11))
+    pool.pop_stats()
+    verdict, advice = baseline_verdict(sampled[f"pass@{k}"], sampled["pass_rate"], k)
+    values = {"n": len(examples), "k": k, "pass@1_greedy": greedy.metrics["pass@1"], **sampled}
+    summary = (f"greedy pass@1 {greedy.metrics['pass@1']:.1%}, pass@{k} {sampled[f'pass@{k}']:.1%}, "
+               f"right samples {sampled['pass_rate']:.1%}, zero-variance groups of {k} "
+               f"{sampled['frac_zero_std_groups']:.1%} (n={len(examples)})")
+    timing = {"greedy_s_per_example": greedy_s / len(examples), "n_val": len(s.eval_examples)}
+    return grader, Check("baseline", verdict, summary, advice, values), timing
+
+
+def peak_memory() -> dict[str, float]:
+    """Peak resident memory of this process (and of CUDA allocations) in GiB."""
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"peak_rss_gib": rss_kib / (1024 if sys.platform != "darwin" else 1024 * 1024) / 1024}
+    if torch.cuda.is_available():
+        out["peak_cuda_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
+def check_cost(cfg: Config, greedy_s_per_example: float, n_val: int) -> Check:
+    """Two real GRPO steps in a throwaway run directory, scaled to the configured run."""
+    from rft.grpo.train import train  # the trainer itself: what is timed is what will run
+
+    tmp = Path(tempfile.mkdtemp(prefix="rft-doctor-"))
+    trial = cfg.model_copy(update={
+        "name": "cost", "output_dir": str(tmp),
+        "grpo": cfg.grpo.model_copy(update={"steps": 2}),
+        "eval": cfg.eval.model_copy(update={"size": 1}),
+        "monitors": cfg.monitors.model_copy(update={"enabled": False, "stop_on": []}),
+    })
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        result = train(trial, console=Console(quiet=True))
+        steps = [r for r in RunDir(result.run_dir).read_metrics() if r.get("type") == "train"]
+    except (RuntimeError, ConfigError, DataError, ModelError, SpecError) as e:  # e.g. out of memory
+        return Check("cost", "block", "two GRPO steps failed", f"{type(e).__name__}: {e}", peak_memory())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    g, G = cfg.grpo, cfg.sampling.num_generations
+    step_s = steps[-1]["step_s"]  # the second step: the first pays one-off warm-up costs
+    tokens = steps[-1]["completion_len_mean"] * g.prompts_per_step * G
+    val_s = greedy_s_per_example * n_val * (g.steps // cfg.eval.every + 1)
+    total_s = step_s * g.steps + val_s
+    values = {"step_s": [r["step_s"] for r in steps], "completion_tokens_per_step": tokens,
+              "steps": g.steps, "validation_s": val_s, "estimated_total_s": total_s, **peak_memory()}
+    mem = ", ".join(f"{k.removeprefix('peak_').replace('_gib', '')} {v:.2f} GiB" for k, v in peak_memory().items())
+    return Check("cost", "ok", f"{step_s:.2f} s and {tokens:.0f} completion tokens per step x {g.steps} steps "
+                 f"+ validation {val_s:.0f} s = about {total_s / 60:.1f} min; peak memory {mem}", values=values)
+
+
+# -- the whole checklist ----------------------------------------------------------------------
+
+_STYLE = {"ok": "green", "warn": "yellow", "block": "bold red", "skip": "dim"}
+
+
+def print_checklist(console: Console, title: str, report: DoctorReport) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("check", "verdict", "found", "advice"):
+        table.add_column(col, overflow="fold")
+    for c in report.checks:
+        table.add_row(c.name, f"[{_STYLE[c.verdict]}]{c.verdict}[/]", c.summary, c.advice)
+    console.print(table)
+    console.print(f"overall: [{_STYLE[report.verdict]}]{report.verdict}[/]")
+
+
+def doctor(cfg: Config, n: int = 32, k: int | None = None, console: Console | None = None) -> DoctorReport:
+    """Run every check, print the checklist, write ``doctor.json`` into ``cfg.run_dir``."""
+    console = console or Console()
+    k = k or cfg.sampling.num_generations
+    if n < 1 or k < 1:
+        raise ConfigError(f"doctor: --n {n} / --k {k}: both must be at least 1")
+    checks = [check_data(cfg)]
+    if checks[0].verdict != "block":
+        try:
+            s = open_session(cfg)
+            checks.append(Check("load", "ok", f"model {s.model_path}, grader and prompts load as in training"))
+        except (ConfigError, DataError, ModelError, SpecError) as e:
+            checks.append(Check("load", "block", "training would fail to start", str(e)))
+    if checks[-1].verdict != "block":
+        with s.pool() as pool:
+            grader, baseline, timing = check_baseline(s, pool, n, k)
+        checks += [grader, baseline]
+        del s  # free the model before the trial steps load their own
+        gc.collect()
+        checks.append(check_cost(cfg, timing["greedy_s_per_example"], timing["n_val"]))
+    done = {c.name for c in checks}
+    checks += [Check(name, "skip", "not run: an earlier check blocks") for name in
+               ("load", "grader", "baseline", "cost") if name not in done]
+    report = DoctorReport(checks)
+    atomic_write_text(cfg.run_dir / DOCTOR_FILE, json.dumps(report.to_json(), indent=2, default=float) + "\n")
+    print_checklist(console, f"rft doctor: {cfg.run_dir}", report)
+    return report
