@@ -8,11 +8,12 @@ The config is never written back to at run time: what ran is what ``config.yaml`
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -163,6 +164,11 @@ class SFTConfig(Strict):
 class Config(Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$")
     output_dir: str = "runs"
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="where metrics go besides metrics.jsonl: TensorBoard event files in the run directory, "
+        "and/or Weights & Biases (needs `pip install wandb`; offline unless WANDB_MODE is set); [] for neither",
+    )
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default torch's choice")
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -186,6 +192,14 @@ class Config(Strict):
                 "whole groups; make prompts_per_step a multiple of gradient_accumulation_steps"
             )
         return self
+
+    @field_validator("report_to")
+    @classmethod
+    def _wandb_installed(cls, value: list[str]) -> list[str]:
+        if "wandb" in value and importlib.util.find_spec("wandb") is None:
+            raise ValueError("'wandb' needs the wandb package, which is not installed; `pip install wandb` "
+                             "or remove wandb from report_to")
+        return list(dict.fromkeys(value))
 
     @property
     def run_dir(self) -> Path:

@@ -1,11 +1,15 @@
 """Console output: rich progress bars with live fields, summary tables, and a quiet mode.
 
 Everything user-facing goes through :class:`Console`, so ``--quiet`` silences it in one place.
+``json_lines`` (``--json``) is quiet for people and prints JSON lines for machines instead: each
+metric record (through :class:`rft.report.loggers.JsonLinesSink`) and each summary table.
 Errors are not printed here: they are raised and the CLI turns them into one line and exit 2.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -25,8 +29,9 @@ class _Bar:
 
 
 class Console:
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
+    def __init__(self, quiet: bool = False, json_lines: bool = False) -> None:
+        self.quiet = quiet or json_lines
+        self.json_lines = json_lines
         self._rich = RichConsole(stderr=False, highlight=False, soft_wrap=True)
 
     def print(self, *args: Any) -> None:
@@ -48,6 +53,9 @@ class Console:
             yield _Bar(progress, task)
 
     def table(self, title: str, rows: list[tuple[str, Any]]) -> None:
+        if self.json_lines:
+            clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in rows}
+            print(json.dumps({"type": "summary", "title": title, **clean}, default=str), flush=True)
         if self.quiet:
             return
         table = Table(title=title, show_header=False, title_justify="left")

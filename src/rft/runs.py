@@ -51,10 +51,12 @@ def _jsonable(value: Any) -> Any:
 
 
 class RunDir:
-    """Paths and writers for one run directory."""
+    """Paths and writers for one run directory. ``sinks`` (:mod:`rft.report.loggers`: TensorBoard,
+    W&B, JSON lines) get every record :meth:`log_metrics` appends, after it is on disk."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, sinks: list[Any] | None = None) -> None:
         self.path = Path(path)
+        self.sinks = list(sinks or [])
 
     @property
     def config_path(self) -> Path:
@@ -85,11 +87,19 @@ class RunDir:
 
     # -- metrics -----------------------------------------------------------------------------
     def log_metrics(self, record: dict[str, Any]) -> None:
-        line = json.dumps(_jsonable(record), sort_keys=True)
+        clean = _jsonable(record)
+        line = json.dumps(clean, sort_keys=True)
         with self.metrics_path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+        for sink in self.sinks:
+            sink.log(clean)
+
+    def close(self) -> None:
+        """Flush and close the sinks (metrics.jsonl needs no closing)."""
+        for sink in self.sinks:
+            sink.close()
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.exists():

@@ -26,6 +26,7 @@ from rft.data import DataError, Example, PromptCursor
 from rft.evaluate import evaluate
 from rft.grpo.logprobs import build_token_batch, completion_logprobs
 from rft.optim import make_optimizer, make_scheduler
+from rft.report.loggers import run_sinks
 from rft.rollout import TorchSampler
 from rft.runs import RunDir, atomic_write_text
 from rft.session import open_session
@@ -71,6 +72,7 @@ def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None)
     targets = {e.id: list(s.tokenizer(target_text(e, c.target_field), add_special_tokens=False)["input_ids"]) + [eos]
                for e in s.train}
     run = RunDir(sft_run_dir(cfg))
+    run.sinks = run_sinks(cfg, run.path, console.json_lines)
     run.create(cfg.to_yaml(), overwrite=overwrite)
 
     model, tok = s.model, s.tokenizer
@@ -115,6 +117,7 @@ def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None)
                     break
             bar.update(1, loss=f"{float(loss.detach()):.3f}", val=f"{val.get('val/pass@1', float('nan')):.3f}")
     seconds = time.perf_counter() - t0
+    run.close()
     model_dir = save_model_atomically(model, tok, run.path / "model")
     atomic_write_text(model_dir / "rft_sft.json", json.dumps({"steps": step, "val": val, "seconds": seconds}))
     return SFTResult(run.path, model_dir, step, val, seconds)

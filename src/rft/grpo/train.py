@@ -31,6 +31,7 @@ from rft.grpo.logprobs import build_token_batch
 from rft.grpo.update import batch_logprobs, update_policy
 from rft.models.load import load_model, resolve_model_path
 from rft.optim import make_optimizer, make_scheduler, rng_state, set_rng_state
+from rft.report.loggers import run_sinks
 from rft.rollout import SamplingParams, TorchSampler
 from rft.runs import RunDir
 from rft.safety.monitors import Monitors, emit_alerts, repetition_rate
@@ -66,6 +67,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
     """Run GRPO. ``time_limit_s`` ends the run early (validated and checkpointed) once exceeded."""
     console = console or Console()
     run = RunDir(resume if resume is not None else cfg.run_dir)
+    run.sinks = run_sinks(cfg, run.path, console.json_lines)  # TensorBoard etc.; opened on the first record
     ckpt = run.latest_checkpoint() if resume is not None else None
     if resume is not None and ckpt is None:
         raise FileNotFoundError(f"{run.path}: no complete checkpoint to resume from (checkpoints/latest is missing)")
@@ -194,4 +196,5 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                 break
 
     pool.close()
+    run.close()
     return TrainResult(run.path, state["first_val"], state["last_val"], state["best_val"], state["step"])
