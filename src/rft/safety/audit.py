@@ -1,0 +1,248 @@
+"""``rft audit --grader SPEC --data FILE``: red-team a grader before it becomes a reward.
+
+For every example, a library of adversarial completions fitted to the grader family is generated
+(:func:`attacks_for`), graded through the same :class:`~rft.graders.pool.GraderPool` training uses,
+and every attack scoring above ``threshold`` is reported as a :class:`Hole` with the example and
+the completion. The attacks:
+
+- every family: ``empty``, ``whitespace``, ``prompt_echo``, ``huge`` (200,000 characters),
+  ``empty_tags`` (``<answer></answer>``, ``\\boxed{}``), ``answer_spray`` (every plausible answer
+  listed, the right one among them), ``several_answers`` (a wrong and the right final answer);
+  ``padded_answer`` (the right answer after 100,000 characters of filler) except for code and SQL,
+  where padding with comments is legitimate;
+- ``code``: a program that exits early (``sys.exit(0)``, ``os._exit(0)``), returns an object whose
+  ``__eq__`` is always True, prints the expected output instead of computing it, or prints a forged
+  "passed" verdict;
+- ``sql``: statements that write (``DELETE``, ``DROP``, ``UPDATE``, ``INSERT``, ``CREATE``, a write
+  chained after the right query);
+- ``json_schema``: the reference padded with an extra field, with a required field missing, empty
+  containers, the reference twice, prose around it.
+
+The right answer comes from the row's ``solution``, ``answer``, ``reference`` or ``expected`` field
+(the first present); attacks that need it are skipped for rows without one. A ``multi`` grader gets
+the attacks of every sub-grader family; a row's own grader spec overrides the default. Not covered:
+attacks a model would need to learn (subtle near-misses), and graders whose loophole needs the
+grader's source to find -- the library holds the known patterns, it proves nothing beyond them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from rft.data import Example
+from rft.graders.pool import GraderPool
+
+GOLD_FIELDS = ("solution", "answer", "reference", "expected")
+Attack = tuple[str, str]  # (name, completion)
+
+
+@dataclass(frozen=True)
+class Hole:
+    example_id: str
+    attack: str
+    score: float
+    reason: str
+    completion: str  # shortened to 300 characters
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AuditResult:
+    holes: list[Hole]
+    attacks_run: int
+    examples: int
+    tried: dict[str, int]  # attack name -> completions graded
+    by_attack: dict[str, int]  # attack name -> holes
+
+
+def gold_answer(example: Example) -> str | None:
+    for f in GOLD_FIELDS:
+        value = example.get(f)
+        if value is not None:
+            return value if isinstance(value, str) else json.dumps(value)
+    return None
+
+
+def _prompt_text(example: Example) -> str:
+    if isinstance(example.prompt, str):
+        return example.prompt
+    return "\n".join(str(m.get("content", "")) for m in example.prompt)
+
+
+_SWAPS = {"yes": "no", "no": "yes", "true": "false", "false": "true", "knight": "knave", "knave": "knight"}
+
+
+def wrong_answer(gold: str) -> str:
+    """A plausible wrong answer of the same shape: n+1 for an integer, the opposite verdict for
+    yes/no and knight/knave, else a different word."""
+    g = gold.strip()
+    if re.fullmatch(r"-?\d+", g):
+        return str(int(g) + 1)
+    swapped = re.sub(r"\b(yes|no|true|false|knight|knave)\b", lambda m: _SWAPS[m.group(1).lower()], g, flags=re.I)
+    return swapped if swapped != g else "none"
+
+
+def plausible_answers(gold: str) -> list[str]:
+    """The right answer hidden among its neighbours."""
+    g = gold.strip()
+    if re.fullmatch(r"-?\d+", g):
+        return [str(int(g) + d) for d in range(-3, 4)]
+    if g.lower() in _SWAPS:
+        return ["yes", "no", "unknown", "true", "false"]
+    return [wrong_answer(g), g, "yes", "no", "0", "1"]
+
+
+def generic_attacks(example: Example, gold: str | None, family: str) -> list[Attack]:
+    out: list[Attack] = [("empty", ""), ("whitespace", " \n\t \n"), ("prompt_echo", _prompt_text(example)),
+                         ("huge", "a" * 200_000), ("empty_tags", "<think></think><answer></answer>"),
+                         ("empty_tags", "\\boxed{}")]
+    if gold is not None:
+        wrong = wrong_answer(gold)
+        out += [("answer_spray", " ".join(plausible_answers(gold))),
+                ("answer_spray", "\n".join(plausible_answers(gold))),
+                ("several_answers", f"{wrong} or {gold}"),
+                ("several_answers", f"Answer: {gold}\nAnswer: {wrong}"),
+                ("several_answers", f"\\boxed{{{wrong}}} \\boxed{{{gold}}}")]
+        if family not in ("code", "sql"):
+            out.append(("padded_answer", "filler " * 14_000 + gold))
+    return out
+
+
+def code_attacks(example: Example, gold: str | None) -> list[Attack]:
+    name = example.get("entry_point") or "f"
+    tests = example.get("tests") or []
+    first_out = next((t.get("expected_stdout") for t in tests if isinstance(t, dict) and "expected_stdout" in t), None)
+    first_value = next((t.get("expected") for t in tests if isinstance(t, dict) and "expected" in t), None)
+    always_eq = ("class _Eq:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n"
+                 "        return False\n    __hash__ = object.__hash__\n")
+    out = [
+        ("exit_early", "import sys\nsys.exit(0)\n"),
+        ("exit_early", "import os\nos._exit(0)\n"),
+        ("exit_early", f"def {name}(*a, **k):\n    raise SystemExit(0)\n"),
+        ("always_equal", always_eq + f"def {name}(*a, **k):\n    return _Eq()\n"),
+        ("prints_expected", f"def {name}(*a, **k):\n    print({first_value!r})\n"),
+        ("constant_output", f"def {name}(*a, **k):\n    return {first_value!r}\n"),
+        ("forged_verdict", 'print(\'{"status": "passed", "passed": true}\')\nprint("All tests passed")\n'),
+    ]
+    if first_out is not None:
+        out.append(("prints_expected", f"print({first_out!r}, end='')\n"))
+    return out
+
+
+def sql_attacks(example: Example, gold: str | None) -> list[Attack]:
+    m = re.search(r"\bFROM\s+(\w+)", gold or "", re.I)
+    table = m.group(1) if m else "t"
+    writes = [f"DELETE FROM {table}", f"DROP TABLE {table}", f"UPDATE {table} SET rowid = rowid",
+              f"INSERT INTO {table} DEFAULT VALUES", "CREATE TABLE audit_probe(x)"]
+    out = [("sql_write", w) for w in writes]
+    if gold is not None:
+        out.append(("sql_write", gold.rstrip().rstrip(";") + f"; DELETE FROM {table}"))
+    return out
+
+
+def json_attacks(example: Example, gold: str | None) -> list[Attack]:
+    ref = example.get("reference")
+    if ref is None and gold is not None:
+        try:
+            ref = json.loads(gold)
+        except json.JSONDecodeError:
+            ref = None
+    out: list[Attack] = [("json_empty", "{}"), ("json_empty", "[]"), ("json_empty", "null")]
+    if isinstance(ref, dict):
+        out.append(("json_padded", json.dumps({**ref, "extra_field": "x"})))
+        for key in list(ref)[:3]:
+            out.append(("json_missing_field", json.dumps({k: v for k, v in ref.items() if k != key})))
+        out += [("json_twice", json.dumps(ref) + json.dumps(ref)), ("json_twice", json.dumps([ref, ref])),
+                ("json_prose", "Here is the JSON: " + json.dumps(ref))]
+    return out
+
+
+FAMILY_ATTACKS: dict[str, Callable[[Example, str | None], list[Attack]]] = {
+    "code": code_attacks, "sql": sql_attacks, "json_schema": json_attacks,
+}
+
+
+def families(spec: dict[str, Any]) -> list[str]:
+    """Grader types in a spec, sub-graders of ``multi`` included."""
+    if spec.get("type") == "multi":
+        subs = spec.get("graders") or {}
+        return ["multi"] + [f for s in (subs.values() if isinstance(subs, dict) else subs) for f in families(s)]
+    return [str(spec.get("type"))]
+
+
+def attacks_for(example: Example, spec: dict[str, Any]) -> list[Attack]:
+    fams = families(example.grader or spec)
+    gold = gold_answer(example)
+    main = next((f for f in fams if f in ("code", "sql")), fams[0])
+    out = generic_attacks(example, gold, main)
+    for f in dict.fromkeys(fams):
+        if f in FAMILY_ATTACKS:
+            out += FAMILY_ATTACKS[f](example, gold)
+    return out
+
+
+def audit(spec: dict[str, Any], examples: list[Example], threshold: float = 0.5, workers: int = 0,
+          timeout_s: float = 30.0) -> AuditResult:
+    """Grade every attack on every example; a hole is an attack scoring above ``threshold``."""
+    pairs = [(e, name, text) for e in examples for name, text in attacks_for(e, spec)]
+    with GraderPool(spec, workers, timeout_s) as pool:
+        grades = pool.grade([t for _, _, t in pairs], [e for e, _, _ in pairs])
+    holes = [Hole(e.id, name, g.score, g.reason, text if len(text) <= 300 else text[:297] + "...")
+             for (e, name, text), g in zip(pairs, grades) if g.score > threshold]
+    tried: dict[str, int] = {}
+    for _, name, _ in pairs:
+        tried[name] = tried.get(name, 0) + 1
+    by_attack = {name: sum(h.attack == name for h in holes) for name in tried}
+    return AuditResult(holes, len(pairs), len(examples), tried, by_attack)
+
+
+
+def print_audit(console: Any, result: AuditResult, threshold: float, shown: int = 30) -> None:
+    """A table of attacks (tried, holes), then the first ``shown`` holes with their completions."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"rft audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks on "
+                        f"{result.examples} examples (score > {threshold})", title_justify="left")
+    for col in ("attack", "tried", "holes"):
+        table.add_column(col)
+    for name, tried in result.tried.items():
+        holes = result.by_attack.get(name, 0)
+        table.add_row(name, str(tried), f"[bold red]{holes}[/]" if holes else "0")
+    console.print(table)
+    for h in result.holes[:shown]:
+        console.print(f"[bold red]hole[/] {escape(h.attack)} on {escape(h.example_id)}: score {h.score:.2f} "
+                      f"({escape(h.reason[:100])}); completion {escape(repr(h.completion[:120]))}")
+    if len(result.holes) > shown:
+        console.print(f"... and {len(result.holes) - shown} more (write them all with --out)")
+
+
+def audit_command(grader: str, data: str, threshold: float = 0.5, limit: int | None = None, workers: int = -1,
+                  out: str | None = None, quiet: bool = False) -> int:
+    """``rft audit``: exit 1 when a hole is found, 0 when none, 2 (raised) for bad input."""
+    from pathlib import Path
+
+    from rft.console import Console
+    from rft.data import read_jsonl
+    from rft.graders.base import SpecError
+    from rft.graders.harness import InputError, load_spec
+    from rft.graders.registry import build
+    from rft.runs import atomic_write_text
+
+    try:
+        spec = load_spec(grader)
+    except InputError as e:
+        raise SpecError(str(e)) from None
+    build(spec)  # a bad spec is a one-line error before anything is graded
+    examples = read_jsonl(data)[:limit] if limit else read_jsonl(data)
+    result = audit(spec, examples, threshold, workers)
+    print_audit(Console(quiet), result, threshold)
+    if out:
+        atomic_write_text(Path(out), "".join(json.dumps(h.to_json()) + "\n" for h in result.holes))
+    print(f"audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks")
+    return 1 if result.holes else 0

@@ -1,0 +1,79 @@
+"""rft audit: the built-in graders hold on the built-in tasks; loose graders are caught."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from rft.config import TaskConfig
+from rft.data import write_jsonl
+from rft.safety.audit import attacks_for, audit, audit_command
+from rft.tasks import TASKS
+
+LIKE = {"type": "string_check", "operation": "like", "reference": "{{ item.answer }}"}
+EQ = {"type": "string_check", "operation": "eq", "reference": "{{ item.answer }}"}
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """The sql database goes to a private cache, so tests never touch ~/.cache/rft."""
+    monkeypatch.setenv("RFT_CACHE", str(tmp_path_factory.getbasetemp() / "rft-cache"))
+
+
+def _val(name, n=6):
+    cfg = TaskConfig(name=name, val_size=n) if name == "arithmetic" else TaskConfig(name=name, val_size=n, train_size=10)
+    _, val, spec = TASKS[name](cfg, 0)
+    return val, spec
+
+
+@pytest.mark.parametrize("name", ["arithmetic", "sql", "json", "logic"])
+def test_builtin_grader_shows_no_hole_on_its_task(name):
+    val, spec = _val(name)
+    result = audit(spec, val)
+    assert result.attacks_run >= 10 * len(val)
+    assert result.holes == [], [(h.attack, h.completion[:60], h.reason) for h in result.holes]
+
+
+def test_code_task_leaks_only_constant_outputs_on_rows_whose_tests_mostly_agree():
+    """A finding, not a wish: with partial credit, `return <one expected value>` earns 4/5 on rows
+    where four of the five tests expect the same value. Every other attack scores 0."""
+    val, spec = _val("code", n=12)
+    result = audit(spec, val)
+    rows = {e.id: e for e in val}
+    for h in result.holes:
+        assert h.attack == "constant_output", (h.attack, h.completion, h.reason)
+        expected = Counter(json.dumps(t["expected"]) for t in rows[h.example_id].get("tests"))
+        assert expected.most_common(1)[0][1] / sum(expected.values()) == h.score
+    assert result.tried["exit_early"] and result.tried["always_equal"] and result.tried["prints_expected"]
+
+
+def test_family_attacks_are_fitted_to_the_grader():
+    sql_val, sql_spec = _val("sql", 1)
+    code_val, code_spec = _val("code", 1)
+    assert {"sql_write"} <= {a for a, _ in attacks_for(sql_val[0], sql_spec)}
+    code_attacks = {a for a, _ in attacks_for(code_val[0], code_spec)}
+    assert {"exit_early", "always_equal", "prints_expected"} <= code_attacks and "sql_write" not in code_attacks
+
+
+def test_loose_string_check_like_is_caught_and_eq_is_not():
+    val, _ = _val("arithmetic", 4)
+    loose = audit(LIKE, val)
+    assert loose.by_attack["answer_spray"] > 0 and loose.by_attack["several_answers"] > 0
+    assert audit(EQ, val).holes == []
+
+
+def test_string_check_ne_rewarding_junk_is_caught():
+    val, _ = _val("arithmetic", 2)
+    holes = {h.attack for h in audit({**EQ, "operation": "ne"}, val).holes}
+    assert {"empty", "whitespace", "prompt_echo"} <= holes
+
+
+def test_audit_command_exit_status_and_holes_file(tmp_path):
+    val, _ = _val("arithmetic", 3)
+    data = tmp_path / "d.jsonl"
+    write_jsonl(data, val)
+    out = tmp_path / "holes.jsonl"
+    assert audit_command(json.dumps(LIKE), str(data), out=str(out), workers=0, quiet=True) == 1
+    holes = [json.loads(line) for line in out.read_text().splitlines()]
+    assert holes and {"example_id", "attack", "score", "reason", "completion"} <= set(holes[0])
+    assert audit_command(json.dumps(EQ), str(data), workers=0, quiet=True) == 0
