@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: models come from local dirs
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rft.grpo.train import train
     from rft.runs import RunDir
 
-    console = Console(args.quiet)
+    console = Console(args.quiet, json_lines=args.json)
     if args.resume:
         run = RunDir(args.resume)
         if not run.config_path.is_file():
@@ -82,6 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         ("steps", result.steps),
         ("run directory", str(result.run_dir)),
     ])
+    _end_of_run_report(result.run_dir, console)
     return 0
 
 
@@ -107,8 +108,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
         overrides.append(f"seed={args.seed}")
     if args.output_dir is not None:
         overrides.append(f"output_dir={args.output_dir}")
-    run_demo(overrides, args.minutes, Console(args.quiet))
+    console = Console(args.quiet)
+    _end_of_run_report(run_demo(overrides, args.minutes, console)["run_dir"], console)
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rft.report.html import write_report
+
+    print(f"wrote {write_report(args.run_dirs, args.out)}")
+    return 0
+
+
+def _end_of_run_report(run_dir: Any, console: Any) -> None:
+    """The HTML report at the end of a run; a failure is a warning on stderr, never a failed run."""
+    from rft.report.html import write_report_or_warn
+
+    path, warning = write_report_or_warn(run_dir)
+    if warning:
+        print(warning, file=sys.stderr)
+    else:
+        console.print(f"report: {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON line per metric record (for machines)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("report", help="write report.html (plots, alerts, samples, config); several runs overlay")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories; two or more are compared")
+    p.add_argument("--out", help="output file (default RUN_DIR/report.html; for several runs a compare-*.html beside them)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="tiny model -> SFT warm start -> GRPO, with accuracy before and after")
     p.add_argument("--steps", type=int, help="GRPO steps (default from the demo config)")
