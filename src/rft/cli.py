@@ -97,6 +97,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if report.blocked else 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from rft.safety.audit import audit_command
+
+    return audit_command(args.grader, args.data, args.threshold, args.limit, args.workers, args.out, args.quiet)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rft.console import Console
     from rft.demo import run_demo
@@ -178,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, help="samples per example for pass@k (default sampling.num_generations)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("audit", help="red-team a grader with adversarial completions; exit 1 if one scores")
+    p.add_argument("--grader", required=True, help="spec file (JSON/YAML) or inline JSON")
+    p.add_argument("--data", required=True, help="examples JSONL (with the fields the grader reads)")
+    p.add_argument("--threshold", type=float, default=0.5, help="an attack scoring above this is a hole (0.5)")
+    p.add_argument("--limit", type=int, help="audit only the first N examples")
+    p.add_argument("--workers", type=int, default=-1, help="grader worker processes (-1: one per core, 0: in-process)")
+    p.add_argument("--out", help="write the holes as JSONL")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_audit)
 
     _add_optional_commands(sub)
     return parser

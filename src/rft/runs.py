@@ -75,7 +75,8 @@ class RunDir:
         return self.path / "checkpoints"
 
     def create(self, config_yaml: str, *, overwrite: bool) -> None:
-        if self.path.exists() and any(self.path.iterdir()):
+        # a doctor.json alone (written by `rft doctor` before the run) does not make it a run
+        if self.path.exists() and any(p.name != "doctor.json" for p in self.path.iterdir()):
             if not overwrite:
                 raise FileExistsError(
                     f"run directory {self.path} already exists; resume it with `rft train --resume {self.path}`, "

@@ -77,3 +77,14 @@ def test_audit_command_exit_status_and_holes_file(tmp_path):
     holes = [json.loads(line) for line in out.read_text().splitlines()]
     assert holes and {"example_id", "attack", "score", "reason", "completion"} <= set(holes[0])
     assert audit_command(json.dumps(EQ), str(data), workers=0, quiet=True) == 0
+
+
+def test_rft_audit_cli_exit_statuses(tmp_path):
+    from rft.cli import main
+
+    val, _ = _val("arithmetic", 2)
+    data = tmp_path / "d.jsonl"
+    write_jsonl(data, val)
+    assert main(["audit", "--grader", json.dumps(LIKE), "--data", str(data), "--workers", "0", "--quiet"]) == 1
+    assert main(["audit", "--grader", json.dumps(EQ), "--data", str(data), "--workers", "0", "--quiet"]) == 0
+    assert main(["audit", "--grader", '{"type": "nope"}', "--data", str(data), "--quiet"]) == 2
