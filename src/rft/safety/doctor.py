@@ -164,6 +164,10 @@ def peak_memory() -> dict[str, float]:
     return out
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def check_cost(cfg: Config, greedy_s_per_example: float, n_val: int) -> Check:
     """Two real GRPO steps in a throwaway run directory, scaled to the configured run."""
     from rft.grpo.train import train  # the trainer itself: what is timed is what will run
@@ -193,7 +197,7 @@ def check_cost(cfg: Config, greedy_s_per_example: float, n_val: int) -> Check:
               "steps": g.steps, "validation_s": val_s, "estimated_total_s": total_s, **peak_memory()}
     mem = ", ".join(f"{k.removeprefix('peak_').replace('_gib', '')} {v:.2f} GiB" for k, v in peak_memory().items())
     return Check("cost", "ok", f"{step_s:.2f} s and {tokens:.0f} completion tokens per step x {g.steps} steps "
-                 f"+ validation {val_s:.0f} s = about {total_s / 60:.1f} min; peak memory {mem}", values=values)
+                 f"+ validation {val_s:.0f} s = about {_duration(total_s)}; peak memory {mem}", values=values)
 
 
 # -- the whole checklist ----------------------------------------------------------------------
