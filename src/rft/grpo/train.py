@@ -167,6 +167,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
 
             # validate: held-out greedy pass@1; keep the best model
             if step % cfg.eval.every == 0 or last:
+                bar.update(0, now=f"validating on {len(s.eval_examples)} held-out examples")
                 with timed(times, "validate"):
                     state["last_val"] = validate(s, sampler, pool, run, step)
                     alerts += monitors.observe_val(step, state["last_val"])

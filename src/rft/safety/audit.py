@@ -186,12 +186,23 @@ def attacks_for(example: Example, spec: dict[str, Any]) -> list[Attack]:
     return out
 
 
+AUDIT_CHUNK = 256  # attacks graded per pool call: the progress bar's granularity
+
+
 def audit(spec: dict[str, Any], examples: list[Example], threshold: float = 0.5, workers: int = 0,
-          timeout_s: float = 30.0) -> AuditResult:
-    """Grade every attack on every example; a hole is an attack scoring above ``threshold``."""
+          timeout_s: float = 30.0, console: Any = None) -> AuditResult:
+    """Grade every attack on every example; a hole is an attack scoring above ``threshold``.
+    With a ``console``, a progress bar (with ETA) advances chunk by chunk."""
+    from rft.console import Console
+
     pairs = [(e, name, text) for e in examples for name, text in attacks_for(e, spec)]
-    with GraderPool(spec, workers, timeout_s) as pool:
-        grades = pool.grade([t for _, _, t in pairs], [e for e, _, _ in pairs])
+    grades = []
+    with GraderPool(spec, workers, timeout_s) as pool, \
+            (console or Console(quiet=True)).progress(len(pairs), "audit") as bar:
+        for i in range(0, len(pairs), AUDIT_CHUNK):
+            chunk = pairs[i : i + AUDIT_CHUNK]
+            grades += pool.grade([t for _, _, t in chunk], [e for e, _, _ in chunk])
+            bar.update(len(chunk), holes=sum(g.score > threshold for g in grades))
     holes = [Hole(e.id, name, g.score, g.reason, text if len(text) <= 300 else text[:297] + "...")
              for (e, name, text), g in zip(pairs, grades) if g.score > threshold]
     tried: dict[str, int] = {}
@@ -240,8 +251,9 @@ def audit_command(grader: str, data: str, threshold: float = 0.5, limit: int | N
         raise SpecError(str(e)) from None
     build(spec)  # a bad spec is a one-line error before anything is graded
     examples = read_jsonl(data)[:limit] if limit else read_jsonl(data)
-    result = audit(spec, examples, threshold, workers)
-    print_audit(Console(quiet), result, threshold)
+    console = Console(quiet)
+    result = audit(spec, examples, threshold, workers, console=console)
+    print_audit(console, result, threshold)
     if out:
         atomic_write_text(Path(out), "".join(json.dumps(h.to_json()) + "\n" for h in result.holes))
     print(f"audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks")

@@ -221,20 +221,26 @@ def doctor(cfg: Config, n: int = 32, k: int | None = None, console: Console | No
     k = k or cfg.sampling.num_generations
     if n < 1 or k < 1:
         raise ConfigError(f"doctor: --n {n} / --k {k}: both must be at least 1")
-    checks = [check_data(cfg)]
-    if checks[0].verdict != "block":
-        try:
-            s = open_session(cfg)
-            checks.append(Check("load", "ok", f"model {s.model_path}, grader and prompts load as in training"))
-        except (ConfigError, DataError, ModelError, SpecError) as e:
-            checks.append(Check("load", "block", "training would fail to start", str(e)))
-    if checks[-1].verdict != "block":
-        with s.pool() as pool:
-            grader, baseline, timing = check_baseline(s, pool, n, k)
-        checks += [grader, baseline]
-        del s  # free the model before the trial steps load their own
-        gc.collect()
-        checks.append(check_cost(cfg, timing["greedy_s_per_example"], timing["n_val"]))
+    with console.progress(4, "doctor") as bar:  # data, load, grader + baseline, cost
+        bar.update(0, now="data")
+        checks = [check_data(cfg)]
+        bar.update(1, now="loading model and data")
+        if checks[0].verdict != "block":
+            try:
+                s = open_session(cfg)
+                checks.append(Check("load", "ok", f"model {s.model_path}, grader and prompts load as in training"))
+            except (ConfigError, DataError, ModelError, SpecError) as e:
+                checks.append(Check("load", "block", "training would fail to start", str(e)))
+        bar.update(1, now=f"baseline: {n} examples x {k} samples")
+        if checks[-1].verdict != "block":
+            with s.pool() as pool:
+                grader, baseline, timing = check_baseline(s, pool, n, k)
+            checks += [grader, baseline]
+            del s  # free the model before the trial steps load their own
+            gc.collect()
+            bar.update(1, now="cost: timing 2 GRPO steps")
+            checks.append(check_cost(cfg, timing["greedy_s_per_example"], timing["n_val"]))
+        bar.update(1, now="done")
     done = {c.name for c in checks}
     checks += [Check(name, "skip", "not run: an earlier check blocks") for name in
                ("load", "grader", "baseline", "cost") if name not in done]
