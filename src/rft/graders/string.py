@@ -35,7 +35,7 @@ import re2
 from rft.data import Example
 from rft.graders.base import Grade, SpecError
 from rft.graders.specs import OPENAI_PASSIVE_KEYS, SpecReader
-from rft.graders.templates import MissingField, Template
+from rft.graders.templates import MissingField, Template, render_pair
 
 _FLAGS = {"IGNORECASE": "i", "MULTILINE": "m", "DOTALL": "s"}
 _RE2_OPTIONS = re2.Options()
@@ -73,12 +73,10 @@ class StringCheckGrader:
         )
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        try:
-            text, ref = self.input.render(completion, example), self.reference.render(completion, example)
-        except MissingField as e:
-            return Grade(0.0, None, f"cannot fill template: {e}", {"skipped": True})
-        if len(text) > self.max_chars:
-            return Grade(0.0, False, f"input longer than {self.max_chars} characters", {"length": len(text)})
+        rendered = render_pair(self.input, self.reference, completion, example, self.max_chars)
+        if isinstance(rendered, Grade):
+            return rendered
+        text, ref = rendered
         if self.strip:
             text, ref = text.strip(), ref.strip()
         op = self.operation

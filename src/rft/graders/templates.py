@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rft.data import Example
-from rft.graders.base import SpecError
+from rft.graders.base import Grade, SpecError
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
@@ -123,3 +123,18 @@ class Template:
         if whole:
             return value_text(self.value(whole.group(1), completion, example))
         return _PLACEHOLDER.sub(lambda m: value_text(self.value(m.group(1), completion, example)), self.source)
+
+
+def render_pair(
+    input: Template, reference: Template, completion: str, example: Example, max_chars: int
+) -> tuple[str, str] | Grade:
+    """(input text, reference text) rendered for one completion, or the Grade that ends grading:
+    skipped (passed None) when the row lacks a field the templates name, 0 when the input is over
+    ``max_chars``. Shared by the graders that compare an input template with a reference one."""
+    try:
+        text, ref = input.render(completion, example), reference.render(completion, example)
+    except MissingField as e:
+        return Grade(0.0, None, f"cannot fill template: {e}", {"skipped": True})
+    if len(text) > max_chars:
+        return Grade(0.0, False, f"input longer than {max_chars} characters", {"length": len(text)})
+    return text, ref

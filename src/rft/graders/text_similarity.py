@@ -37,7 +37,7 @@ from rapidfuzz.distance import LCSseq
 from rft.data import Example
 from rft.graders.base import Grade
 from rft.graders.specs import OPENAI_PASSIVE_KEYS, SpecReader
-from rft.graders.templates import MissingField, Template
+from rft.graders.templates import Template, render_pair
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -118,12 +118,10 @@ class TextSimilarityGrader:
         )
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        try:
-            text, ref = self.input.render(completion, example), self.reference.render(completion, example)
-        except MissingField as e:
-            return Grade(0.0, None, f"cannot fill template: {e}", {"skipped": True})
-        if len(text) > self.max_chars:
-            return Grade(0.0, False, f"input longer than {self.max_chars} characters", {"length": len(text)})
+        rendered = render_pair(self.input, self.reference, completion, example, self.max_chars)
+        if isinstance(rendered, Grade):
+            return rendered
+        text, ref = rendered
         score = METRICS[self.evaluation_metric](text, ref)
         ok = score >= self.pass_threshold
         reason = f"{self.evaluation_metric} = {score:.3f} ({'>=' if ok else '<'} {self.pass_threshold:g})"
