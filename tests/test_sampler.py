@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from rft.models.load import load_model, load_tokenizer
@@ -69,3 +70,44 @@ def test_sampling_leaves_the_model_mode_unchanged(tiny_model_dir):
     model.train()
     sampler.generate(ids[:2], 2, SamplingParams(2), torch.Generator().manual_seed(0))
     assert model.training
+
+
+def _seeded(sampler, ids, seeds, params):
+    return [[c.token_ids for c in g] for g in sampler.generate(ids, 4, params, seeds=seeds)]
+
+
+def test_per_group_seeds_make_a_group_independent_of_the_rest_of_the_batch(varied_model_dir):
+    _, _, sampler, ids = _setup(varied_model_dir)
+    params = SamplingParams(10, temperature=1.0)
+    a, b, c = ids[1], ids[3], ids[4]  # different lengths: a is left-padded differently in each batch
+    for seed in (0, 1, 7, 12345):
+        alone = _seeded(sampler, [a], [seed], params)[0]
+        assert _seeded(sampler, [a, b], [seed, 99], params)[0] == alone
+        assert _seeded(sampler, [c, b, a], [5, 6, seed], params)[2] == alone
+    # and the groups really are sampled: different seeds give different groups, rows within a group differ
+    groups = [_seeded(sampler, [a], [s], params)[0] for s in (0, 1, 7, 12345)]
+    assert len({str(g) for g in groups}) == 4
+    assert len({tuple(r) for r in groups[0]}) > 1
+
+
+def test_per_group_seeds_are_deterministic_and_checked(varied_model_dir):
+    _, _, sampler, ids = _setup(varied_model_dir)
+    params = SamplingParams(8, temperature=0.8, top_k=20, top_p=0.9)
+    seeds = list(range(len(ids)))
+    assert _seeded(sampler, ids, seeds, params) == _seeded(sampler, ids, seeds, params)
+    with pytest.raises(ValueError, match="seeds"):
+        sampler.generate(ids, 2, params, seeds=[1])
+
+
+def test_per_group_seeds_sample_the_model_distribution(tiny_model_dir):
+    """Inverse-CDF draws with the per-group streams match the softmax of the next-token logits."""
+    model, _, sampler, ids = _setup(tiny_model_dir)
+    p = ids[0]
+    with torch.no_grad():
+        probs = model(torch.tensor([p])).logits[0, -1].softmax(-1)
+    groups = sampler.generate([p] * 50, 40, SamplingParams(1, temperature=1.0), seeds=list(range(50)))
+    counts = torch.bincount(torch.tensor([c.token_ids[0] for g in groups for c in g]), minlength=probs.numel())
+    expected = probs * counts.sum()
+    chi2 = float(((counts - expected) ** 2 / expected).sum())  # Pearson's test, df = V - 1
+    df = probs.numel() - 1
+    assert chi2 < df + 5 * (2 * df) ** 0.5, f"chi2 {chi2:.1f} with df {df}"

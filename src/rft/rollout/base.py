@@ -38,7 +38,9 @@ class Completion:
 
 class RolloutEngine(Protocol):
     def generate(
-        self, prompts: list[list[int]], n: int, params: SamplingParams, generator: torch.Generator | None = None
+        self, prompts: list[list[int]], n: int, params: SamplingParams, generator: torch.Generator | None = None,
+        seeds: list[int] | None = None,
     ) -> list[list[Completion]]:
-        """``n`` completions for each prompt, grouped per prompt, in order."""
+        """``n`` completions for each prompt, grouped per prompt, in order. With ``seeds`` (one per
+        prompt) a prompt's group depends only on its own seed, not on the other prompts in the batch."""
         ...

@@ -7,7 +7,10 @@ cache rows are dropped), so finished sequences cost nothing. Positions are compu
 attention mask, so left padding does not shift positions.
 
 Sampling draws from ``generator`` only (never the global RNG): fixed seed -> same completions.
-Greedy (temperature 0) is argmax and matches transformers' greedy ``generate``.
+With ``seeds`` (one per prompt) each group instead draws from its own generator, one uniform per
+live row per step (inverse-CDF sampling), so a group's completions do not depend on which other
+groups share the batch (data-parallel ranks see different batches). Greedy (temperature 0) is
+argmax and matches transformers' greedy ``generate``.
 """
 
 from __future__ import annotations
@@ -51,20 +54,34 @@ class TorchSampler:
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
 
-    def _next_tokens(self, logits_BV: torch.Tensor, params: SamplingParams, gen: torch.Generator | None) -> torch.Tensor:
+    def _next_tokens(self, logits_BV: torch.Tensor, params: SamplingParams, gen: torch.Generator | None,
+                     group_gens: list[torch.Generator] | None, group_B: torch.Tensor) -> torch.Tensor:
         if params.greedy:
             return logits_BV.argmax(-1)
-        logits_BV = filter_logits(logits_BV.float() / params.temperature, params.top_k, params.top_p)
-        return torch.multinomial(logits_BV.softmax(-1), 1, generator=gen).squeeze(-1)
+        probs_BV = filter_logits(logits_BV.float() / params.temperature, params.top_k, params.top_p).softmax(-1)
+        if group_gens is None:
+            return torch.multinomial(probs_BV, 1, generator=gen).squeeze(-1)
+        # per-group streams: live rows are group-ordered, so draw each group's uniforms in turn
+        counts = torch.bincount(group_B, minlength=len(group_gens)).tolist()
+        u_B = torch.cat([torch.rand(k, generator=group_gens[i]) for i, k in enumerate(counts) if k])
+        cdf_BV = probs_BV.cumsum(-1)
+        u_B = (u_B.to(cdf_BV.device) * cdf_BV[:, -1]).unsqueeze(-1)
+        return torch.searchsorted(cdf_BV, u_B, right=True).squeeze(-1).clamp(max=probs_BV.shape[-1] - 1)
 
     @torch.no_grad()
     def generate(
-        self, prompts: list[list[int]], n: int, params: SamplingParams, generator: torch.Generator | None = None
+        self, prompts: list[list[int]], n: int, params: SamplingParams, generator: torch.Generator | None = None,
+        seeds: list[int] | None = None,
     ) -> list[list[Completion]]:
+        """``n`` completions per prompt. ``seeds`` (one int per prompt) gives each group its own RNG
+        stream, independent of the rest of the batch; otherwise all rows draw from ``generator``."""
+        if seeds is not None and len(seeds) != len(prompts):
+            raise ValueError(f"seeds: got {len(seeds)} seeds for {len(prompts)} prompts; pass one seed per prompt")
+        group_gens = [torch.Generator().manual_seed(int(s)) for s in seeds] if seeds is not None else None
         was_training = self.model.training
         self.model.eval()
         try:
-            tokens = self._decode(prompts, n, params, generator)
+            tokens = self._decode(prompts, n, params, generator, group_gens)
         finally:
             self.model.train(was_training)
         out: list[list[Completion]] = []
@@ -77,7 +94,8 @@ class TorchSampler:
             out.append(group)
         return out
 
-    def _decode(self, prompts: list[list[int]], n: int, params: SamplingParams, gen: torch.Generator | None) -> list[list[int]]:
+    def _decode(self, prompts: list[list[int]], n: int, params: SamplingParams, gen: torch.Generator | None,
+                group_gens: list[torch.Generator] | None) -> list[list[int]]:
         device = next(self.model.parameters()).device
         ids, mask = left_pad(prompts, self.pad_id, device)
         cache = DynamicCache(config=self.model.config)
@@ -93,7 +111,7 @@ class TorchSampler:
         rows = torch.arange(len(prompts) * n, device=device)  # original row of each active row
         result: list[list[int]] = [[] for _ in range(len(prompts) * n)]
         for t in range(params.max_new_tokens):
-            tok = self._next_tokens(logits, params, gen)
+            tok = self._next_tokens(logits, params, gen, group_gens, rows // n)
             for r, tk in zip(rows.tolist(), tok.tolist()):
                 result[r].append(tk)
             alive = tok != self.eos_id
