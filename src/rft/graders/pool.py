@@ -132,13 +132,34 @@ class GraderPool:
 
     # -- grading -------------------------------------------------------------------------------
     def grade(self, completions: list[str], examples: list[Example]) -> list[Grade]:
+        return self.submit(completions, examples, _in_flight=4).wait()
+
+    def submit(self, completions: list[str], examples: list[Example], _in_flight: int = 2) -> "PendingGrades":
+        """Start grading and return at once; ``wait()`` on the result returns what :meth:`grade` does.
+
+        With worker processes the first chunks go to the workers now, in bigger chunks (about half
+        the batch in flight), so the caller can run model work (e.g. the reference forward) while they
+        grade; ``wait()`` feeds them the rest and collects. In-process pools (``workers=0``) grade in
+        ``wait()``. Bad specs raise here. One batch in flight at a time: ``wait()`` before the next."""
         if len(completions) != len(examples):
             raise ValueError(f"{len(completions)} completions but {len(examples)} examples")
         keys = [self._key_for(ex) for ex in examples]
+        pending = PendingGrades(self, completions, examples, keys)
+        if self.workers > 0 and completions:
+            n = len(completions)
+            # chunks of 1/(_in_flight * workers) of the batch: grade() keeps 4 per worker for balance
+            chunk = max(1, min(64, n // (self.workers * _in_flight) or 1))
+            pending.results, pending.queue = self._start(completions, examples, keys, chunk)
+        return pending
+
+    def _finish(self, pending: "PendingGrades") -> list[Grade]:
+        completions, examples, keys = pending.completions, pending.examples, pending.keys
         if self.workers == 0:
             results = self._grade_in_process(completions, examples, keys)
+        elif pending.results is None:  # nothing was started (an empty batch)
+            results = []
         else:
-            results = self._grade_in_workers(completions, examples, keys)
+            results = self._drain(pending.results, pending.queue)
         missing = [i for i, r in enumerate(results) if r is None]
         if missing or len(results) != len(completions):
             raise RuntimeError(f"grader pool lost {len(missing)} of {len(completions)} results (indices {missing[:5]})")
@@ -156,26 +177,34 @@ class GraderPool:
             results.append((grade, time.perf_counter() - t0))
         return results
 
-    def _grade_in_workers(self, completions: list[str], examples: list[Example], keys: list[str]) -> list[Any]:
+    def _start(self, completions: list[str], examples: list[Example], keys: list[str],
+               chunk: int) -> tuple[list[Any], deque[list[Item]]]:
+        """Queue the batch in chunks and hand one chunk to each idle worker; returns (results, queue)."""
         n = len(completions)
         results: list[Any] = [None] * n
-        chunk = max(1, min(64, n // (self.workers * 4) or 1))
         items: list[Item] = [(i, keys[i], completions[i], examples[i]) for i in range(n)]
         queue: deque[list[Item]] = deque(items[i : i + chunk] for i in range(0, n, chunk))
         while len(self._pool) < self.workers:
             self._pool.append(self._spawn())
-        remaining = n
+        self._feed(queue)
+        return results, queue
+
+    def _feed(self, queue: deque[list[Item]]) -> None:
+        for slot, worker in enumerate(self._pool):
+            if not worker.pending and queue:
+                chunk = queue.popleft()
+                try:
+                    self._dispatch(worker, chunk)
+                except OSError:  # it died while idle (OOM killer, its parent thread exited)
+                    queue.appendleft(chunk)
+                    _kill(worker)
+                    self.replaced += 1
+                    self._pool[slot] = self._spawn()
+
+    def _drain(self, results: list[Any], queue: deque[list[Item]]) -> list[Any]:
+        remaining = sum(r is None for r in results)
         while remaining:
-            for slot, worker in enumerate(self._pool):
-                if not worker.pending and queue:
-                    chunk = queue.popleft()
-                    try:
-                        self._dispatch(worker, chunk)
-                    except OSError:  # it died while idle (OOM killer, its parent thread exited)
-                        queue.appendleft(chunk)
-                        _kill(worker)
-                        self.replaced += 1
-                        self._pool[slot] = self._spawn()
+            self._feed(queue)
             remaining -= self._collect(results, queue)
         return results
 
@@ -293,6 +322,24 @@ class GraderPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class PendingGrades:
+    """A batch handed to :meth:`GraderPool.submit`; ``wait()`` returns its grades, in input order."""
+
+    pool: GraderPool
+    completions: list[str]
+    examples: list[Example]
+    keys: list[str]
+    results: list[Any] | None = None
+    queue: deque[list[Item]] = field(default_factory=deque)
+    _grades: list[Grade] | None = None
+
+    def wait(self) -> list[Grade]:
+        if self._grades is None:
+            self._grades = self.pool._finish(self)
+        return self._grades
 
 
 def _kill(worker: _Worker) -> None:
