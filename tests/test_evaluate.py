@@ -14,3 +14,55 @@ def test_wrong_answer_share_counts_only_examples_where_the_field_is_wrong():
     assert wrong_answer_share(pool, ["75", "46", "38"], EXAMPLES, "sloppy") == 0.5
     assert wrong_answer_share(pool, ["85", "46", "38"], EXAMPLES, "sloppy") == 0.0
     assert wrong_answer_share(pool, ["75", "0", "28"], EXAMPLES, "sloppy") == 1.0
+
+
+# -- pass@k, maj@k, per-grader rewards -----------------------------------------------------------
+from itertools import combinations  # noqa: E402
+from math import comb  # noqa: E402
+
+import pytest  # noqa: E402
+
+from rft.evaluate import majority_passed, pass_at_k, per_grader_rewards  # noqa: E402
+from rft.graders.base import Grade  # noqa: E402
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 16])
+def test_pass_at_k_equals_the_share_of_k_subsets_with_a_pass(n):
+    """The estimator is the exact probability that k of the n samples, drawn without replacement,
+    hold at least one pass: count the subsets directly."""
+    for c in range(n + 1):
+        samples = [True] * c + [False] * (n - c)
+        for k in range(1, n + 1):
+            if comb(n, k) > 20_000:
+                continue
+            brute = sum(any(s) for s in combinations(samples, k)) / comb(n, k)
+            assert pass_at_k(n, c, k) == pytest.approx(brute, abs=1e-12), (n, c, k)
+
+
+def test_pass_at_k_edges_and_bad_arguments():
+    assert pass_at_k(8, 0, 8) == 0.0 and pass_at_k(8, 1, 8) == 1.0
+    assert pass_at_k(8, 2, 1) == pytest.approx(0.25)  # pass@1 is the pass rate
+    for bad in [(4, 5, 1), (4, 1, 0), (4, 1, 5), (4, -1, 1)]:
+        with pytest.raises(ValueError):
+            pass_at_k(*bad)
+
+
+def test_majority_vote_grades_the_most_frequent_answer():
+    g = lambda ok: Grade(float(ok), ok)  # noqa: E731
+    assert majority_passed(["41", " 41", "42"], [g(False), g(False), g(True)]) is False
+    assert majority_passed(["42", "41", "42 "], [g(True), g(False), g(True)]) is True
+    assert majority_passed(["7", "8"], [g(True), g(False)]) is True  # tie: the answer seen first
+    # the grader's extracted answer is the vote, not the surrounding text
+    ext = lambda ok, a: Grade(float(ok), ok, details={"extracted": a})  # noqa: E731
+    texts = ["so it is 12", "answer: 12", "I think 13"]
+    assert majority_passed(texts, [ext(True, "12"), ext(True, "12"), ext(False, "13")]) is True
+
+
+def test_per_grader_rewards_split_by_grader_type_and_component():
+    pool = GraderPool({"type": "arithmetic"})
+    examples = [Example("a", "1+1=", {"answer": "2"}), Example("b", "x", {}, grader={"type": "regex", "pattern": "x"}),
+                Example("c", "2+2=", {"answer": "4"})]
+    grades = [Grade(1.0, True), Grade(0.5, False, details={"components": {"format": 1.0, "len": 0.0}}),
+              Grade(0.0, False)]
+    out = per_grader_rewards(pool, examples, grades)
+    assert out == {"reward/arithmetic": 0.5, "reward/regex": 0.5, "reward/regex/format": 1.0, "reward/regex/len": 0.0}

@@ -1,17 +1,25 @@
-"""Held-out evaluation: greedy pass@1 and mean reward on the validation split.
+"""Held-out evaluation: greedy pass@1, mean reward per grader, and sampled pass@k / maj@k.
 
 Reuses the rollout engine and the graders. ``pass@1`` is the share of examples whose greedy
-completion the grader marks passed (``Grade.passed``); ``mean_reward`` the mean score. With
-``track_fields`` it also reports, per field F, the share of greedy answers equal to ``example[F]``
-where that value is wrong (e.g. ``match_sloppy``: how often the model still writes the sloppy
-annotator's answer on problems where it differs from the true one).
+completion the grader marks passed (``Grade.passed``); ``mean_reward`` the mean score, and
+``reward/<grader type>`` (plus ``reward/<type>/<component>`` for ``multi`` graders) the same per
+grader. With ``track_fields`` it also reports, per field F, the share of greedy answers equal to
+``example[F]`` where that value is wrong (e.g. ``match_sloppy``: how often the model still writes
+the sloppy annotator's answer on problems where it differs from the true one).
 Greedy decoding draws no random numbers, so evaluating never changes a training trajectory.
-Not covered here: sampled pass@k (the pre-flight doctor measures it).
+
+:func:`sampled_pass_at_k` samples n completions per example with the training sampler and reports
+pass@k for k = 1, 2, 4, ... n with the unbiased estimator of Chen et al. 2021 (``1 - C(n-c, k) /
+C(n, k)`` for c passing samples of n, averaged over examples), ``maj@n`` (the most frequent answer
+of the n is graded: the grader's extracted answer where it reports one, else the whitespace-
+normalised text) and the share of groups with zero reward variance.
 """
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from math import prod
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
@@ -32,7 +40,9 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, example: Example) -> list[
     """Token ids of a prompt: plain text as-is, chat messages through the tokenizer's chat template."""
     if isinstance(example.prompt, str):
         return list(tokenizer(example.prompt)["input_ids"])
-    return list(tokenizer.apply_chat_template(example.prompt, add_generation_prompt=True, tokenize=True))
+    from rft.models.chat import chat_prompt_ids
+
+    return chat_prompt_ids(tokenizer, example.prompt)
 
 
 def wrong_answer_share(pool: GraderPool, texts: list[str], examples: list[Example], field_name: str) -> float:
@@ -45,6 +55,40 @@ def wrong_answer_share(pool: GraderPool, texts: list[str], examples: list[Exampl
     if not wrong:
         return 0.0
     return sum(t.strip() == str(e.get(field_name)).strip() for t, e in wrong) / len(wrong)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c passed (Chen et al. 2021): 1 - C(n-c, k) / C(n, k),
+    as the product prod_{i=n-c+1..n} (1 - k / i), which never forms the large binomials."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def majority_passed(texts: list[str], grades: list[Grade]) -> bool:
+    """maj@n: grade of the most frequent answer (ties: the one seen first). The answer is the grader's
+    ``details["extracted"]`` where it reports one (math), else the whitespace-normalised completion."""
+    keys = [str(g.details["extracted"]) if "extracted" in g.details else " ".join(t.split())
+            for t, g in zip(texts, grades)]
+    counts = Counter(keys)
+    top = max(counts.values())
+    winner = next(k for k in keys if counts[k] == top)
+    return bool(grades[keys.index(winner)].passed)
+
+
+def per_grader_rewards(pool: GraderPool, examples: list[Example], grades: list[Grade]) -> dict[str, float]:
+    """Mean score per grader type, and per component of graders that report ``details["components"]``."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    for e, g in zip(examples, grades):
+        spec = e.grader or pool.default_spec or {}
+        kind = str(spec.get("type", "unknown"))
+        scores[f"reward/{kind}"].append(g.score)
+        for name, value in (g.details.get("components") or {}).items():
+            if isinstance(value, (int, float)):
+                scores[f"reward/{kind}/{name}"].append(float(value))
+    return {k: sum(v) / len(v) for k, v in scores.items()}
 
 
 def evaluate(
@@ -68,6 +112,7 @@ def evaluate(
         "pass@1": sum(bool(g.passed) for g in grades) / n,
         "mean_reward": sum(g.score for g in grades) / n,
         "skipped": float(sum(g.passed is None for g in grades)),
+        **per_grader_rewards(pool, examples, grades),
     }
     for f in track_fields or []:
         metrics[f"match_{f}"] = wrong_answer_share(pool, texts, examples, f)
@@ -86,20 +131,28 @@ def sampled_pass_at_k(
     generator: Any,
     batch_size: int = 128,
 ) -> dict[str, float]:
-    """Sample k completions per example with the training sampler: pass@k (at least one passed),
-    the share of passed samples, mean reward per completion, and the share of groups with zero
-    reward variance (no signal)."""
-    any_pass, all_same, total, passed = 0, 0, 0.0, 0
+    """Sample k completions per example with the training sampler: ``pass@j`` for j = 1, 2, 4, ... k
+    (unbiased estimator; ``pass@k`` is the share of examples with at least one pass), ``maj@k``,
+    ``pass_rate`` (share of passed samples, equal to pass@1), the mean reward per completion, and
+    the share of groups with zero reward variance (no signal)."""
+    ks = sorted({2**i for i in range(k.bit_length()) if 2**i <= k} | {k})
+    sums = dict.fromkeys(ks, 0.0)
+    majority, all_same, total, passed = 0, 0, 0.0, 0
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
         groups = engine.generate([encode_prompt(tokenizer, e) for e in chunk], k, params, generator)
-        grades = pool.grade([c.text for g in groups for c in g], [e for e in chunk for _ in range(k)])
+        texts = [c.text for g in groups for c in g]
+        grades = pool.grade(texts, [e for e in chunk for _ in range(k)])
         for j in range(len(chunk)):
-            scores = [gr.score for gr in grades[j * k : (j + 1) * k]]
-            any_pass += any(bool(gr.passed) for gr in grades[j * k : (j + 1) * k])
-            passed += sum(bool(gr.passed) for gr in grades[j * k : (j + 1) * k])
+            mine = grades[j * k : (j + 1) * k]
+            scores = [gr.score for gr in mine]
+            c = sum(bool(gr.passed) for gr in mine)
+            for kk in ks:
+                sums[kk] += pass_at_k(k, c, kk)
+            majority += majority_passed(texts[j * k : (j + 1) * k], mine)
+            passed += c
             all_same += max(scores) == min(scores)
             total += sum(scores)
     n = max(len(examples), 1)
-    return {f"pass@{k}": any_pass / n, "pass_rate": passed / (n * k), "mean_reward": total / (n * k),
-            "frac_zero_std_groups": all_same / n}
+    return {**{f"pass@{kk}": sums[kk] / n for kk in ks}, f"maj@{k}": majority / n,
+            "pass_rate": passed / (n * k), "mean_reward": total / (n * k), "frac_zero_std_groups": all_same / n}

@@ -22,11 +22,14 @@ two never overlap). The rules, thresholds from ``MonitorsConfig``:
 - ``entropy_collapse``: recent ``entropy`` <= ``entropy_ratio`` x start;
 - ``zero_signal``: ``frac_zero_std_groups`` >= ``zero_signal_frac`` for ``zero_signal_steps``
   consecutive steps (groups with equal rewards carry no gradient).
+- ``capability`` (at a validation, from the capability guard, :mod:`rft.safety.capability`):
+  general-text NLL rose by >= ``capability_nll_rise`` of its start value, or the policy's KL to the
+  reference on that text is >= ``capability_kl``.
 
 Each rule fires once when its condition becomes true and re-arms when it clears, so a lasting
 condition gives one alert, not one per step. Not covered: format compliance when the grader has no
 format term (no metric to watch; the rule stays silent), KL when ``grpo.beta`` is 0 (no reference
-model, no ``kl`` in the record), general-ability loss (the capability guard, not built yet).
+model, no ``kl`` in the record).
 """
 
 from __future__ import annotations
@@ -110,22 +113,31 @@ class Monitors:
         return self._fire(step, conditions)
 
     def observe_val(self, step: int, val: dict[str, Any]) -> list[Alert]:
+        c = self.cfg
+        conditions: dict[str, tuple[bool, str, dict[str, float]]] = {}
+        if "val/cap/nll_rise" in val:
+            rise, kl = float(val["val/cap/nll_rise"]), float(val.get("val/cap/kl", 0.0))
+            conditions["capability"] = (
+                rise >= c.capability_nll_rise or kl >= c.capability_kl,
+                f"general-text NLL {rise:+.1%} since the start (alert at {c.capability_nll_rise:+.0%}), KL to the "
+                f"reference {kl:.4f} nats/token (alert at {c.capability_kl}): the policy is losing general ability "
+                "(lower grpo.lr, raise grpo.beta, or keep an earlier checkpoint)",
+                {"cap/nll_rise": rise, "cap/kl": kl},
+            )
         p1 = float(val["val/pass@1"])
         if self.first_val is None:
             self.first_val = p1
-            return []
-        c = self.cfg
-        if len(self.train) < 2 * c.window:
-            return []
-        rise = self._recent("reward_mean") - self._start("reward_mean")
-        gain = p1 - self.first_val
-        return self._fire(step, {"divergence": (
-            rise >= c.divergence_reward_rise and gain < c.divergence_min_val_gain,
-            f"train reward rose by {rise:+.3f} while held-out pass@1 moved {gain:+.3f} "
-            f"({self.first_val:.3f} -> {p1:.3f}): the grader may pay for something other than correctness "
-            "(audit it with `rft audit`, read the samples)",
-            {"reward_rise": rise, "val_pass@1_gain": gain, "val/pass@1": p1},
-        )})
+        elif len(self.train) >= 2 * c.window:
+            rise = self._recent("reward_mean") - self._start("reward_mean")
+            gain = p1 - self.first_val
+            conditions["divergence"] = (
+                rise >= c.divergence_reward_rise and gain < c.divergence_min_val_gain,
+                f"train reward rose by {rise:+.3f} while held-out pass@1 moved {gain:+.3f} "
+                f"({self.first_val:.3f} -> {p1:.3f}): the grader may pay for something other than correctness "
+                "(audit it with `rft audit`, read the samples)",
+                {"reward_rise": rise, "val_pass@1_gain": gain, "val/pass@1": p1},
+            )
+        return self._fire(step, conditions)
 
     def _kl_rule(self, record: dict[str, Any], conditions: dict[str, Any]) -> None:
         c = self.cfg
