@@ -126,6 +126,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from rft.export import export
+
+    res = export(args.run_dir, args.out, merged=args.merged, checkpoint=args.checkpoint, overwrite=args.overwrite)
+    what = {"full": "model weights", "adapter": "LoRA adapter (loads with its base)", "merged": "merged weights"}
+    step = f" (step {res.step})" if res.step is not None else ""
+    print(f"exported {what[res.kind]} from {res.source}{step} to {res.out}")
+    return 0
+
+
 def _end_of_run_report(run_dir: Any, console: Any) -> None:
     """The HTML report at the end of a run; a failure is a warning on stderr, never a failed run."""
     from rft.report.html import write_report_or_warn
@@ -168,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories; two or more are compared")
     p.add_argument("--out", help="output file (default RUN_DIR/report.html; for several runs a compare-*.html beside them)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="write a checkpoint as a directory transformers loads (weights, LoRA adapter "
+                       "or merged)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (rft train, or an rft sft NAME-sft directory)")
+    p.add_argument("--out", required=True, help="directory to write")
+    p.add_argument("--merged", action="store_true", help="LoRA runs: fold the adapter into the base weights")
+    p.add_argument("--checkpoint", default="latest", help="latest (default), best or step_N")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="tiny model -> SFT warm start -> GRPO, with accuracy before and after")
     p.add_argument("--steps", type=int, help="GRPO steps (default from the demo config)")

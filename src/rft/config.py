@@ -24,10 +24,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LoRAConfig(Strict):
+    """Low-rank adapters (Hu et al. 2021, via peft): only the adapter is trained and checkpointed; the
+    KL reference is the same weights with the adapter switched off, so no second copy is loaded."""
+
+    r: int = Field(16, ge=1, description="adapter rank")
+    alpha: float = Field(32.0, gt=0.0, description="scaling numerator: the update is (alpha / r) * B @ A")
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="dropout on the adapter input; SFT only (GRPO scores in eval mode)"
+    )
+    target_modules: str | list[str] = Field(
+        "all-linear", description="module names to adapt (e.g. [q_proj, v_proj]) or 'all-linear' (every linear "
+        "layer but the output head)"
+    )
+
+
 class ModelConfig(Strict):
     path: str = Field("embedded", description="local model directory, or 'embedded' for the built-in tiny model")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'")
+    lora: LoRAConfig | None = Field(None, description="train LoRA adapters instead of all weights; null: full fine-tuning")
+
+    @field_validator("lora")
+    @classmethod
+    def _peft_installed(cls, value: LoRAConfig | None) -> LoRAConfig | None:
+        if value is not None and importlib.util.find_spec("peft") is None:
+            raise ValueError("LoRA needs the peft package, which is not installed; `pip install 'rft[lora]'` "
+                             "or set model.lora to null for full fine-tuning")
+        return value
 
 
 class TaskConfig(Strict):
@@ -63,7 +87,10 @@ class TaskConfig(Strict):
 
 class DataConfig(Strict):
     task: TaskConfig | None = None
-    train_file: str | None = Field(None, description="JSONL with 'prompt' and the grader's fields")
+    train_file: str | None = Field(
+        None, description="examples with 'prompt' (text) or 'messages' (chat; OpenAI RFT JSONL) plus the grader's "
+        "fields: a .jsonl file, a .json/.parquet/.csv file or a `datasets.save_to_disk` directory (needs rft[datasets])"
+    )
     val_file: str | None = None
     val_size: int = Field(200, ge=1, description="held out from train_file when there is no val_file")
 

@@ -5,8 +5,18 @@ the row's other fields (reference answer, unit tests, schema, database, ...) tha
 A row may name its own grader in ``grader`` (a spec dict); multi-task datasets route each row to
 the grader that fits it.
 
-Readers here: JSONL files with ``prompt`` (+ any fields). Every error names the file, the line and
-the fix. Train/validation splits are checked to share no prompt (asserted, not assumed).
+Readers here: JSONL files (:func:`read_jsonl`), and through the optional ``datasets`` package
+(``rft[datasets]``) ``.json`` / ``.parquet`` / ``.csv`` files and ``save_to_disk`` directories
+(:func:`read_dataset` picks by path). Every error names the file, the line (or row) and the fix.
+Train/validation splits are checked to share no prompt (asserted, not assumed).
+
+Chat rows: a row may give ``messages`` (a list of ``{role, content}``) instead of ``prompt``; this
+is the OpenAI RFT JSONL format, read as-is: ``messages`` becomes the prompt and every other field
+stays on the row, where graders read it as ``{{ item.<field> }}``. OpenAI content given as a list of
+text parts (``[{"type": "text", "text": ...}]``) is joined into one string, and the ``developer``
+role is rendered as ``system`` (open chat templates know no ``developer``). Chat prompts are
+rendered with the tokenizer's chat template at load (:func:`rft.models.chat.chat_prompt_ids`).
+Not covered: images or audio in messages, assistant turns to imitate (the model writes the reply).
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ class Example:
     # The directory of the file the row came from: graders resolve relative paths (e.g. the
     # ``db`` of an sql row) against it. None for generated examples.
     base_dir: str | None = None
+    # Where the row came from ("train.jsonl:12"), for errors found after reading. None if generated.
+    where: str | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.fields.get(key, default)
@@ -54,13 +66,19 @@ def example_from_row(row: Any, where: str) -> Example:
     """Build an Example from a parsed JSON row; ``where`` ("file.jsonl:12") goes into errors."""
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}; write one object per line")
-    if "prompt" not in row:
-        raise DataError(f"{where}: missing field 'prompt'; every row needs a 'prompt' (a string or chat messages)")
-    prompt = row["prompt"]
+    if "prompt" in row and "messages" in row:
+        raise DataError(f"{where}: has both 'prompt' and 'messages'; keep one (messages for chat models)")
+    if "prompt" not in row and "messages" not in row:
+        raise DataError(f"{where}: missing field 'prompt'; every row needs a 'prompt' (a string or chat messages) "
+                        "or 'messages' (OpenAI chat format)")
+    key = "prompt" if "prompt" in row else "messages"
+    prompt = row[key]
     if isinstance(prompt, list):
-        for i, msg in enumerate(prompt):
-            if not (isinstance(msg, dict) and isinstance(msg.get("role"), str) and isinstance(msg.get("content"), str)):
-                raise DataError(f"{where}: prompt[{i}] must be {{'role': str, 'content': str}}")
+        prompt = [_chat_message(msg, f"{where}: {key}[{i}]") for i, msg in enumerate(prompt)]
+        if not prompt:
+            raise DataError(f"{where}: '{key}' is an empty list; give at least one message")
+    elif key == "messages":
+        raise DataError(f"{where}: 'messages' must be a list of {{'role', 'content'}} objects, got {type(prompt).__name__}")
     elif not isinstance(prompt, str):
         raise DataError(f"{where}: 'prompt' must be a string or a list of chat messages, got {type(prompt).__name__}")
     if isinstance(prompt, str) and not prompt.strip():
@@ -68,8 +86,25 @@ def example_from_row(row: Any, where: str) -> Example:
     grader = row.get("grader")
     if grader is not None and not (isinstance(grader, dict) and "type" in grader):
         raise DataError(f"{where}: 'grader' must be a spec object with a 'type', e.g. {{\"type\": \"arithmetic\"}}")
-    fields = {k: v for k, v in row.items() if k not in ("id", "prompt", "grader")}
-    return Example(id=str(row.get("id", where)), prompt=prompt, fields=fields, grader=grader)
+    fields = {k: v for k, v in row.items() if k not in ("id", "prompt", "messages", "grader")}
+    return Example(id=str(row.get("id", where)), prompt=prompt, fields=fields, grader=grader, where=where)
+
+
+def _chat_message(msg: Any, where: str) -> dict[str, str]:
+    """One ``{role, content}`` message; OpenAI text-part lists joined, ``developer`` read as ``system``."""
+    if not (isinstance(msg, dict) and isinstance(msg.get("role"), str) and "content" in msg):
+        raise DataError(f"{where} must be {{'role': str, 'content': str}}")
+    content = msg["content"]
+    if isinstance(content, list):  # OpenAI content parts
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") in ("text", "input_text")]
+        if len(texts) != len(content) or not all(isinstance(t, str) for t in texts):
+            raise DataError(f"{where}: only text content parts are supported ({{'type': 'text', 'text': str}}); "
+                            "remove images and other parts")
+        content = "".join(texts)
+    if not isinstance(content, str):
+        raise DataError(f"{where}: 'content' must be a string, got {type(content).__name__}")
+    role = "system" if msg["role"] == "developer" else msg["role"]
+    return {"role": role, "content": content}
 
 
 def read_jsonl(path: str | Path) -> list[Example]:
@@ -95,7 +130,8 @@ def read_jsonl(path: str | Path) -> list[Example]:
                 errors.append(str(e))
                 continue
             ex_id = ex.id if "id" in row else f"{path.stem}-{lineno}"
-            examples.append(Example(ex_id, ex.prompt, ex.fields, ex.grader, base_dir=str(path.parent.resolve())))
+            examples.append(Example(ex_id, ex.prompt, ex.fields, ex.grader, base_dir=str(path.parent.resolve()),
+                                    where=where))
     if errors:
         shown = "\n  ".join(errors[:10])
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
@@ -103,6 +139,83 @@ def read_jsonl(path: str | Path) -> list[Example]:
     if not examples:
         raise DataError(f"{path}: the dataset is empty; add at least one JSON object per line")
     return examples
+
+
+DATASETS_SUFFIXES = (".json", ".parquet", ".csv")
+
+
+def read_dataset(path: str | Path) -> list[Example]:
+    """Examples from ``path``: a ``.jsonl`` file (:func:`read_jsonl`, no extra dependency), a
+    ``.json`` / ``.parquet`` / ``.csv`` file, or a directory written by ``Dataset.save_to_disk``.
+    The last three are read with Hugging Face ``datasets`` (optional: ``pip install 'rft[datasets]'``)."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".jsonl":
+        return read_jsonl(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory; check data.train_file / data.val_file")
+    if path.is_file() and path.suffix not in DATASETS_SUFFIXES:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .json, .parquet, .csv or a "
+                        "directory written by datasets' save_to_disk")
+    rows = _datasets_rows(path)
+    base_dir = str((path if path.is_dir() else path.parent).resolve())
+    examples: list[Example] = []
+    errors: list[str] = []
+    for i, row in enumerate(rows):
+        where = f"{path} row {i}"
+        try:
+            ex = example_from_row(row, where)
+        except DataError as e:
+            errors.append(str(e))
+            continue
+        ex_id = ex.id if row.get("id") is not None else f"{path.stem}-{i}"
+        examples.append(Example(ex_id, ex.prompt, ex.fields, ex.grader, base_dir=base_dir, where=where))
+    if errors:
+        shown = "\n  ".join(errors[:10])
+        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+        raise DataError(f"{path}: {len(errors)} bad row(s) (rows count from 0):\n  {shown}{more}")
+    if not examples:
+        raise DataError(f"{path}: the dataset is empty; add at least one row")
+    return examples
+
+
+def _datasets_rows(path: Path) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"{path}: reading {'a saved dataset directory' if path.is_dir() else path.suffix + ' files'} "
+                        "needs the datasets package, which is not installed; `pip install 'rft[datasets]'` or "
+                        "convert the data to JSONL") from None
+    if path.is_dir():
+        try:
+            ds = datasets.load_from_disk(str(path))
+        except FileNotFoundError as e:
+            raise DataError(f"{path}: not a directory written by save_to_disk ({e}); point data.train_file at one, "
+                            "or at a .jsonl/.json/.parquet/.csv file") from None
+        if isinstance(ds, datasets.DatasetDict):
+            splits = ", ".join(ds)
+            raise DataError(f"{path}: holds several splits ({splits}); point data.train_file at one of them, e.g. "
+                            f"{path / next(iter(ds))} (and data.val_file at another)")
+    else:
+        builder = {".json": "json", ".parquet": "parquet", ".csv": "csv"}[path.suffix]
+        try:
+            ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+        except Exception as e:  # the builders raise many types (ArrowInvalid, DatasetGenerationError, ...)
+            raise DataError(f"{path}: could not be read as {builder} ({type(e).__name__}: {e}); fix the file") from None
+    # Arrow gives every row every column: a row of a mixed prompt/messages file has the other as None
+    special = ("id", "prompt", "messages", "grader")
+    return [{k: v for k, v in row.items() if not (k in special and v is None)} for row in ds.to_list()]
+
+
+def require_chat_template(tokenizer: Any, examples: list[Example]) -> None:
+    """Raise naming the first chat row when the tokenizer cannot render chat messages."""
+    if getattr(tokenizer, "chat_template", None):
+        return
+    chat = [e for e in examples if not isinstance(e.prompt, str)]
+    if chat:
+        where = chat[0].where or f"example {chat[0].id!r}"
+        raise DataError(f"{where}: the prompt is chat messages but the tokenizer has no chat template "
+                        f"({len(chat)} such row(s)); use an instruct/chat model (its tokenizer_config.json has "
+                        "'chat_template'), set one on the tokenizer, or give plain-text 'prompt' strings")
 
 
 def write_jsonl(path: str | Path, examples: list[Example]) -> None:
@@ -169,14 +282,14 @@ class PromptCursor:
 
 
 def load_splits(data_cfg: Any, seed: int) -> tuple[list[Example], list[Example], dict[str, Any] | None]:
-    """(train, val, the task's grader spec or None) from a built-in task or JSONL files."""
+    """(train, val, the task's grader spec or None) from a built-in task or data files."""
     if data_cfg.task is not None:
         from rft.tasks import TASKS
 
         return TASKS[data_cfg.task.name](data_cfg.task, seed)
-    train = read_jsonl(data_cfg.train_file)
+    train = read_dataset(data_cfg.train_file)
     if data_cfg.val_file is not None:
-        val = read_jsonl(data_cfg.val_file)
+        val = read_dataset(data_cfg.val_file)
     else:
         train, val = split_examples(train, data_cfg.val_size, seed)
     assert_disjoint(train, val)

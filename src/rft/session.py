@@ -11,12 +11,12 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rft.config import Config, ConfigError
-from rft.data import DataError, Example, load_splits
+from rft.data import DataError, Example, load_splits, require_chat_template
 from rft.evaluate import encode_prompt
 from rft.graders.base import SpecError
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
-from rft.models.load import context_length, load_model, load_tokenizer, resolve_model_path
+from rft.models.load import context_length, load_policy
 from rft.optim import seed_everything
 
 
@@ -54,9 +54,8 @@ def open_session(cfg: Config, model_path: str | None = None) -> Session:
             build(spec)  # fail at load, not at the first step
     except SpecError as e:
         raise ConfigError(f"grader: {e}") from None
-    path = str(resolve_model_path(model_path or cfg.model.path))
-    tokenizer = load_tokenizer(path)
-    model = load_model(path, cfg.model.dtype, cfg.model.device)
+    model, tokenizer, path = load_policy(cfg.model, model_path)  # LoRA adapters added or reloaded here
+    require_chat_template(tokenizer, train + val)
     ctx = context_length(model)
     prompt_ids: dict[str, list[int]] = {}
     for ex in train + val:

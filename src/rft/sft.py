@@ -25,6 +25,7 @@ from rft.console import Console
 from rft.data import DataError, Example, PromptCursor
 from rft.evaluate import evaluate
 from rft.grpo.logprobs import build_token_batch, completion_logprobs
+from rft.models.lora import is_lora
 from rft.optim import make_optimizer, make_scheduler
 from rft.report.loggers import run_sinks
 from rft.rollout import TorchSampler
@@ -118,6 +119,8 @@ def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None)
             bar.update(1, loss=f"{float(loss.detach()):.3f}", val=f"{val.get('val/pass@1', float('nan')):.3f}")
     seconds = time.perf_counter() - t0
     run.close()
+    if is_lora(model):  # merged weights: `rft train` starts from model/ like from any model directory
+        model = model.merge_and_unload()
     model_dir = save_model_atomically(model, tok, run.path / "model")
     atomic_write_text(model_dir / "rft_sft.json", json.dumps({"steps": step, "val": val, "seconds": seconds}))
     return SFTResult(run.path, model_dir, step, val, seconds)

@@ -30,6 +30,7 @@ from rft.grpo.advantages import group_advantages, zero_std_fraction
 from rft.grpo.logprobs import build_token_batch
 from rft.grpo.update import batch_logprobs, update_policy
 from rft.models.load import load_model, resolve_model_path
+from rft.models.lora import is_lora, reference_scoring
 from rft.optim import make_optimizer, make_scheduler, rng_state, set_rng_state
 from rft.report.loggers import run_sinks
 from rft.rollout import SamplingParams, TorchSampler
@@ -76,7 +77,9 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
     s = open_session(cfg, model_path=str(ckpt) if ckpt else None)
     model, tok = s.model, s.tokenizer
     ref_model = None
-    if cfg.grpo.beta > 0:  # the frozen reference is always the configured base, also on resume
+    if cfg.grpo.beta > 0 and is_lora(model):  # LoRA: the base is the policy with its adapter off, no copy
+        ref_model = model
+    elif cfg.grpo.beta > 0:  # the frozen reference is always the configured base, also on resume
         ref_model = load_model(resolve_model_path(cfg.model.path), cfg.model.dtype, cfg.model.device)
         ref_model.requires_grad_(False)
     g = cfg.grpo
@@ -135,7 +138,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             # ref_logprobs: only when the KL penalty is on; no activations kept
             ref_logp = None
             if ref_model is not None:
-                with timed(times, "ref_logprobs"):
+                with timed(times, "ref_logprobs"), reference_scoring(ref_model):
                     micro = tokens.input_ids_BL.shape[0] // g.gradient_accumulation_steps
                     ref_logp = batch_logprobs(ref_model, tokens, micro, cfg.sampling.temperature)
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -79,6 +80,32 @@ def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu") ->
     model.to(resolve_device(device))
     model.eval()  # sampling and scoring run without dropout; training code switches modes itself
     return model
+
+
+def load_policy(model_cfg: Any, path: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """(model to train, tokenizer, base model directory) for ``model_cfg``, from ``path`` when given
+    (a checkpoint to resume, or a warm-start model directory) else from ``model.path``.
+
+    With ``model.lora`` the model is wrapped with adapters: the adapter saved in ``path`` when it is a
+    LoRA checkpoint (loaded onto the configured base), else fresh ones on top of the loaded weights."""
+    from rft.models.lora import add_adapter, is_adapter_dir, load_adapter
+
+    if is_adapter_dir(model_cfg.path):
+        raise ModelError(f"model.path={model_cfg.path!r} holds a LoRA adapter, not a model; point model.path at its "
+                         "base model, or write merged weights with `rft export RUN_DIR --out DIR --merged`")
+    source = path or model_cfg.path
+    if is_adapter_dir(source):  # a LoRA checkpoint: the configured base plus the saved adapter
+        if model_cfg.lora is None:
+            raise ModelError(f"{source} holds a LoRA adapter but model.lora is not set; resume with the run's "
+                             "own config.yaml (it has model.lora)")
+        base = resolve_model_path(model_cfg.path)
+        model = load_adapter(load_model(base, model_cfg.dtype, model_cfg.device), source, trainable=True)
+        return model, load_tokenizer(source), str(base)
+    resolved = resolve_model_path(source)
+    model = load_model(resolved, model_cfg.dtype, model_cfg.device)
+    if model_cfg.lora is not None:
+        model = add_adapter(model, model_cfg.lora)
+    return model, load_tokenizer(resolved), str(resolved)
 
 
 def context_length(model: PreTrainedModel) -> int:
