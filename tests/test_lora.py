@@ -12,6 +12,7 @@ pytest.importorskip("peft")
 
 from rft.config import ConfigError, config_from_dict  # noqa: E402
 from rft.console import Console  # noqa: E402
+from rft.export import export  # noqa: E402
 from rft.grpo.train import train  # noqa: E402
 from rft.models.load import load_model, load_policy  # noqa: E402
 from rft.models.lora import is_lora, reference_scoring  # noqa: E402
@@ -110,6 +111,25 @@ def test_sft_with_lora_writes_merged_weights_that_train_loads(tiny_model_dir, tm
     assert merged.keys() == base.keys()
     assert not torch.equal(merged["model.layers.0.self_attn.q_proj.weight"], base["model.layers.0.self_attn.q_proj.weight"])
     assert torch.equal(merged["model.layers.0.self_attn.k_proj.weight"], base["model.layers.0.self_attn.k_proj.weight"])
+    # an SFT run directory (no checkpoints/) exports its model/
+    exported = export(res.run_dir, tmp_path / "exported")
+    assert exported.kind == "full" and exported.step is None
+    again = load_file(tmp_path / "exported" / "model.safetensors")
+    assert again.keys() == merged.keys() and all(torch.equal(again[k], merged[k]) for k in merged)
+
+
+def test_bf16_base_keeps_an_fp32_adapter_and_trains(tiny_model_dir, tmp_path):
+    cfg = _cfg(tmp_path, tiny_model_dir, steps=2)
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"dtype": "bfloat16"})})
+    model, _, _ = load_policy(cfg.model)
+    dtypes = {n: p.dtype for n, p in model.named_parameters()}
+    assert all(d == torch.float32 for n, d in dtypes.items() if "lora_" in n)
+    assert all(d == torch.bfloat16 for n, d in dtypes.items() if "lora_" not in n)
+    result = train(cfg, console=QUIET)
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["type"] == "train"] == [1, 2]
+    adapter = load_file(result.run_dir / "checkpoints" / "step_000002" / "adapter_model.safetensors")
+    assert any(k.endswith("lora_B.weight") and v.abs().max() > 0 for k, v in adapter.items())
 
 
 def test_lora_without_peft_is_a_config_error_naming_the_extra(monkeypatch):
