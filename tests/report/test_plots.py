@@ -61,7 +61,10 @@ def test_panels_without_data_are_dropped_and_named():
     panels = build_panels([("a", RUN)])
     assert {p.key for p in panels} == {"reward", "val", "length", "truncation", "kl", "entropy", "graders",
                                        "zero_std", "time"}
-    assert missing_panels(panels) == ["Loss", "Gradient norm", "Learning rate"]
+    assert missing_panels(panels) == [
+        "Held-out sampled pass@k (unbiased) and maj@k", "Held-out mean reward per grader",
+        "Capability guard: general text vs the start", "Dynamic sampling: groups sampled and kept per step",
+        "Loss", "Gradient norm", "Learning rate"]
 
 
 def test_two_runs_overlay_on_one_panel_with_run_labels():
