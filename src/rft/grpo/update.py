@@ -8,6 +8,8 @@ in eval mode (dropout off) so that the scored distribution is the sampled one.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from transformers import PreTrainedModel
 
@@ -16,12 +18,15 @@ from rft.grpo.logprobs import TokenBatch, completion_logprobs
 from rft.grpo.loss import AGGREGATIONS, LossNorm, k3_kl, per_token_loss
 
 
-@torch.no_grad()
 def batch_logprobs(model: PreTrainedModel, tokens: TokenBatch, micro: int, temperature: float) -> torch.Tensor:
-    """Log-probs of every completion token, without keeping activations (old policy, reference)."""
-    parts = [completion_logprobs(model, tokens.select(slice(i, i + micro)), temperature)[0]
-             for i in range(0, tokens.input_ids_BL.shape[0], micro)]
-    return torch.cat(parts)
+    """Log-probs of every completion token, without keeping activations (old policy, reference).
+    Runs under inference_mode (no autograd bookkeeping); the result is cloned out of it so that the
+    loss may use it like any constant tensor."""
+    with torch.inference_mode():
+        parts = [completion_logprobs(model, tokens.select(slice(i, i + micro)), temperature)[0]
+                 for i in range(0, tokens.input_ids_BL.shape[0], micro)]
+        out = torch.cat(parts)
+    return out.clone()
 
 
 def update_policy(
@@ -34,13 +39,19 @@ def update_policy(
     cfg: GRPOConfig,
     temperature: float,
     max_completion_length: int,
+    norm: LossNorm | None = None,
+    grad_sync: Callable[[list[torch.Tensor]], None] | None = None,
 ) -> dict[str, float]:
+    """``norm``: the loss normalisers; default the counts of this batch. ``grad_sync``: called on the
+    trained parameters after an update's backward passes, before clipping. Data-parallel ranks
+    (rft.distributed) pass the global batch's counts and a gradient sum, so that their update equals
+    one process's on the whole batch."""
     device = next(model.parameters()).device
     B = tokens.input_ids_BL.shape[0]
     micro = B // cfg.gradient_accumulation_steps
     mask_BC = tokens.completion_mask_BC.to(device)
     adv_B = adv_B.to(device)
-    norm = LossNorm(B, int(mask_BC.sum()), cfg.gradient_accumulation_steps, max_completion_length)
+    norm = norm or LossNorm(B, int(mask_BC.sum()), cfg.gradient_accumulation_steps, max_completion_length)
     old_logp_BC = batch_logprobs(model, tokens, micro, temperature) if cfg.num_iterations > 1 else None
     eps_high = cfg.epsilon_high if cfg.epsilon_high is not None else cfg.epsilon
     params = [p for p in model.parameters() if p.requires_grad]
@@ -64,6 +75,8 @@ def update_policy(
                 sums["entropy"] += float((entropy * m).sum())
                 if ref is not None:
                     sums["kl"] += float((k3_kl(logp.detach(), ref) * m).sum())
+        if grad_sync is not None:
+            grad_sync(params)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         sums["grad_norm"] += float(grad_norm) / cfg.num_iterations
         optimizer.step()

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from rft.models.fast import fuse_activations
 from rft.models.tiny import TINY_VERSION, init_tiny_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -79,6 +80,7 @@ def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu") ->
         raise ModelError(f"model.path={str(path)!r}: could not load a causal LM ({e})") from None
     model.to(resolve_device(device))
     model.eval()  # sampling and scoring run without dropout; training code switches modes itself
+    fuse_activations(model)  # same function, fewer passes (rft.models.fast)
     return model
 
 
