@@ -70,6 +70,7 @@ def test_export_errors_name_the_fix(full_run, tmp_path, capsys):
     assert "step_000009: no such checkpoint; this run has" in capsys.readouterr().err
     assert main(["export", str(full_run), "--out", str(tmp_path / "o"), "--checkpoint", "final"]) == 2
     assert "expected best, latest or step_N" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob("o.tmp-*")), "a failed export leaves nothing"
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("x")
     assert main(["export", str(full_run), "--out", str(tmp_path / "busy")]) == 2

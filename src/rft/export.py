@@ -55,7 +55,9 @@ def find_checkpoint(run: RunDir, which: str) -> Path:
     ckpt = run.checkpoints_dir / name
     if not ckpt.is_dir():
         have = sorted(p.name for p in run.checkpoints_dir.glob("*") if p.is_dir() and ".tmp-" not in p.name)
-        raise FileNotFoundError(f"{ckpt}: no such checkpoint; this run has {', '.join(have) or 'none'}")
+        why = (" (best is written only when held-out pass@1 beats the step-0 validation, which it never did)"
+               if name == "best" else "")
+        raise FileNotFoundError(f"{ckpt}: no such checkpoint{why}; this run has {', '.join(have) or 'none'}")
     return ckpt
 
 
