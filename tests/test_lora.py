@@ -109,8 +109,8 @@ def test_sft_with_lora_writes_merged_weights_that_train_loads(tiny_model_dir, tm
     merged = load_file(res.model_dir / "model.safetensors")
     base = load_file(tiny_model_dir / "model.safetensors")
     assert merged.keys() == base.keys()
-    assert not torch.equal(merged["model.layers.0.self_attn.q_proj.weight"], base["model.layers.0.self_attn.q_proj.weight"])
-    assert torch.equal(merged["model.layers.0.self_attn.k_proj.weight"], base["model.layers.0.self_attn.k_proj.weight"])
+    q, k = "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight"
+    assert not torch.equal(merged[q], base[q]) and torch.equal(merged[k], base[k])  # k_proj had no adapter
     # an SFT run directory (no checkpoints/) exports its model/
     exported = export(res.run_dir, tmp_path / "exported")
     assert exported.kind == "full" and exported.step is None

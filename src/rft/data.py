@@ -78,7 +78,8 @@ def example_from_row(row: Any, where: str) -> Example:
         if not prompt:
             raise DataError(f"{where}: '{key}' is an empty list; give at least one message")
     elif key == "messages":
-        raise DataError(f"{where}: 'messages' must be a list of {{'role', 'content'}} objects, got {type(prompt).__name__}")
+        raise DataError(f"{where}: 'messages' must be a list of {{'role', 'content'}} objects, "
+                        f"got {type(prompt).__name__}")
     elif not isinstance(prompt, str):
         raise DataError(f"{where}: 'prompt' must be a string or a list of chat messages, got {type(prompt).__name__}")
     if isinstance(prompt, str) and not prompt.strip():
