@@ -16,11 +16,14 @@ from rft.runs import RunDir, atomic_write_text
 def save_checkpoint(
     run: RunDir, name: str, *, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any,
     rng: dict[str, Any], state: dict[str, Any], latest: bool,
+    model_state: dict[str, Any] | None = None, optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
+    """``model_state`` / ``optimizer_state`` replace the objects' own state dicts (FSDP gathers full
+    ones from the shards: rft.distributed.Dist.checkpoint_states)."""
     tmp = run.new_checkpoint_dir(name)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=model_state)
     tokenizer.save_pretrained(tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(optimizer_state if optimizer_state is not None else optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(rng, tmp / "rng.pt")
     atomic_write_text(tmp / "trainer_state.json", json.dumps(state, indent=1, sort_keys=True))

@@ -63,6 +63,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from rft.config import load_config
     from rft.console import Console
+    from rft.distributed import is_main_process
     from rft.grpo.train import train
     from rft.runs import RunDir
 
@@ -75,6 +76,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(cfg, resume=args.resume, console=console)
     else:
         result = train(load_config(args.config, args.overrides), overwrite=args.overwrite, console=console)
+    if not is_main_process():  # under torchrun rank 0 alone reports
+        return 0
     console.table("rft train", [
         ("held-out pass@1 before", result.first_val.get("val/pass@1", float("nan"))),
         ("held-out pass@1 after", result.last_val.get("val/pass@1", float("nan"))),

@@ -107,6 +107,33 @@ class SamplingConfig(Strict):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0, description="0 disables top-k")
     max_new_tokens: int = Field(8, ge=1)
+    backend: Literal["torch", "vllm"] = Field(
+        "torch", description="rollout engine: the built-in sampler, or a colocated vLLM engine (CUDA; `pip install "
+        "'rft[vllm]'`) whose weights are synced from the policy after each update"
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0.0, le=1.0, description="share of GPU memory vLLM may take (weights + KV cache); the policy, "
+        "its optimizer and activations need the rest"
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _vllm_installed(cls, value: str) -> str:
+        if value == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ValueError("the vllm backend needs the vllm package, which is not installed; "
+                             "`pip install 'rft[vllm]'` on a CUDA machine, or set sampling.backend to torch")
+        return value
+
+
+class DistributedConfig(Strict):
+    """Used only under torchrun (``torchrun --nproc_per_node=N -m rft.cli train CONFIG``); see
+    rft.distributed and docs/distributed.md. One process ignores this section."""
+
+    fsdp: bool = Field(
+        False, description="shard parameters, gradients and optimizer state (FSDP2) instead of replicating them (DDP)"
+    )
+    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto: nccl on CUDA, gloo on CPU")
+    timeout_s: float = Field(1800.0, gt=0.0, description="how long a rank waits for the others at a collective")
 
 
 class GRPOConfig(Strict):
@@ -124,6 +151,14 @@ class GRPOConfig(Strict):
     num_iterations: int = Field(1, ge=1, description="mu: updates per rollout batch; old log-probs only when > 1")
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
+    dynamic_sampling: bool = Field(
+        False, description="DAPO dynamic sampling: drop groups whose G rewards are all equal (no signal) and refill "
+        "the batch with fresh prompts"
+    )
+    max_refill_rounds: int = Field(
+        3, ge=0, description="extra sampling rounds per step with dynamic_sampling; a batch still short after them "
+        "is topped up with dropped groups"
+    )
 
 
 class EvalConfig(Strict):
@@ -133,6 +168,20 @@ class EvalConfig(Strict):
     track_fields: list[str] = Field(
         default_factory=list, description="report the share of greedy answers equal to these example fields"
     )
+    samples: int = Field(
+        8, ge=0, description="n completions sampled per example (training sampler settings) for pass@k (unbiased "
+        "estimator, k = 1, 2, 4 .. n) and maj@n at each validation; 0 turns sampled validation off"
+    )
+    sampled_size: int = Field(100, ge=1, description="validation examples used for the sampled metrics (the first N)")
+    capability: bool = Field(
+        True, description="capability guard: at each validation, the policy's NLL on a general-text set and its KL "
+        "to the reference there (the start-of-run model)"
+    )
+    capability_file: str | None = Field(
+        None, description="general text for the guard: .txt (paragraphs separated by blank lines) or .jsonl with "
+        "'text'; default: the set shipped with rft"
+    )
+    capability_max_tokens: int = Field(256, ge=8, description="tokens kept per general-text paragraph")
 
 
 class GradingConfig(Strict):
@@ -148,7 +197,7 @@ class CheckpointConfig(Strict):
 
 
 MonitorName = Literal["divergence", "length", "truncation", "repetition", "format", "kl_spike",
-                      "entropy_collapse", "zero_signal"]
+                      "entropy_collapse", "zero_signal", "capability"]
 
 
 class MonitorsConfig(Strict):
@@ -174,6 +223,12 @@ class MonitorsConfig(Strict):
     entropy_ratio: float = Field(0.2, gt=0.0, lt=1.0, description="alert when recent entropy <= this x start")
     zero_signal_frac: float = Field(0.9, gt=0.0, le=1.0, description="zero-variance group share that counts as no signal")
     zero_signal_steps: int = Field(10, ge=1, description="...for this many consecutive steps")
+    capability_nll_rise: float = Field(
+        0.05, gt=0.0, description="alert when general-text NLL rises by this share of its start value (capability guard)"
+    )
+    capability_kl: float = Field(
+        0.1, gt=0.0, description="...or when the policy's KL to the reference on general text exceeds this (nats/token)"
+    )
 
 
 class SFTConfig(Strict):
@@ -208,6 +263,7 @@ class Config(Strict):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @model_validator(mode="after")
     def _whole_groups(self) -> "Config":

@@ -12,6 +12,7 @@ checkpoint and continues exactly as the uninterrupted run would.
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,21 +21,26 @@ from typing import Any, Iterator
 
 import torch
 
-from rft.checkpoint import load_training_state, save_checkpoint
+from rft.checkpoint import load_training_state
 from rft.config import Config
 from rft.console import Console
-from rft.data import PromptCursor
-from rft.evaluate import evaluate
+from rft.data import Example, PromptCursor
+from rft.distributed import Dist, FollowerRunDir, group_seeds, init_distributed, save_checkpoint_on_main
+from rft.evaluate import evaluate, sampled_pass_at_k
+from rft.graders.base import Grade
 from rft.graders.pool import GraderPool
 from rft.grpo.advantages import group_advantages, zero_std_fraction
 from rft.grpo.logprobs import build_token_batch
 from rft.grpo.update import batch_logprobs, update_policy
-from rft.models.load import load_model, resolve_model_path
+from rft.models.load import context_length, load_model, resolve_model_path
 from rft.models.lora import is_lora, reference_scoring
 from rft.optim import make_optimizer, make_scheduler, rng_state, set_rng_state
 from rft.report.loggers import run_sinks
 from rft.rollout import SamplingParams, TorchSampler
+from rft.rollout.base import Completion
+from rft.rollout.vllm import make_engine
 from rft.runs import RunDir
+from rft.safety.capability import CapabilityGuard
 from rft.safety.monitors import Monitors, emit_alerts, repetition_rate
 from rft.session import Session, open_session
 
@@ -55,19 +61,97 @@ def timed(times: dict[str, float], phase: str) -> Iterator[None]:
     times[f"time/{phase}"] = times.get(f"time/{phase}", 0.0) + time.perf_counter() - t0
 
 
-def validate(s: Session, sampler: TorchSampler, pool: GraderPool, run: RunDir, step: int) -> dict[str, float]:
-    res = evaluate(sampler, s.tokenizer, pool, s.eval_examples, s.cfg.sampling.max_new_tokens,
-                   s.cfg.eval.batch_size, s.cfg.eval.track_fields)
+@dataclass
+class Group:
+    """One prompt's G graded completions."""
+
+    example: Example
+    completions: list[Completion]
+    grades: list[Grade]
+
+    @property
+    def has_signal(self) -> bool:
+        """False when all G rewards are equal: every advantage is 0, the group teaches nothing."""
+        scores = [gr.score for gr in self.grades]
+        return max(scores) != min(scores)
+
+
+def sample_groups(s: Session, sampler: TorchSampler, pool: GraderPool, examples: list[Example], seeds: list[int],
+                  params: SamplingParams, ctx: Dist, times: dict[str, float]) -> list[Group]:
+    """rollout (G samples per prompt, eval mode, current policy) then grade (grader errors score 0).
+    Under torchrun each rank samples and grades its contiguous share of ``examples`` and the groups
+    are gathered: every rank returns all of them, in order."""
+    G = s.cfg.sampling.num_generations
+    mine = ctx.shard(len(examples))
+    examples, seeds = examples[mine], seeds[mine]
+    with timed(times, "rollout"):
+        out = sampler.generate([s.prompt_ids[e.id] for e in examples], G, params, seeds=seeds)
+    with timed(times, "grade"):
+        completions = [c for grp in out for c in grp]
+        grades = pool.grade([c.text for c in completions], [e for e in examples for _ in range(G)])
+    return ctx.gather([Group(e, out[i], grades[i * G : (i + 1) * G]) for i, e in enumerate(examples)])
+
+
+def rollout(s: Session, sampler: TorchSampler, pool: GraderPool, cursor: PromptCursor, params: SamplingParams,
+            step: int, ctx: Dist, times: dict[str, float]) -> tuple[list[Group], list[Group]]:
+    """(the step's ``prompts_per_step`` training groups, every group sampled this step).
+
+    Without ``grpo.dynamic_sampling`` the two are the same. With it (DAPO, Yu et al. 2025), groups with
+    no reward variance are dropped and fresh prompts are sampled, up to ``max_refill_rounds`` more
+    rounds; each round asks for the missing count divided by the share of groups with signal so far
+    (at least 1/4, at most 4x the batch). A batch still short after the last round is topped up with
+    dropped groups, so every update sees the same number of groups. Under torchrun a refill round
+    asks for a multiple of the world size, so that every rank gets an equal share."""
+    g = s.cfg.grpo
+    want = g.prompts_per_step
+
+    def draw(k: int, start: int) -> list[Group]:
+        # the step's prompt i samples with the seed of (seed, step, i): the same for any number of ranks
+        examples = [s.train[i] for i in cursor.take(k)]
+        return sample_groups(s, sampler, pool, examples, group_seeds(s.cfg.seed, step, start, k), params, ctx, times)
+
+    sampled = draw(want, 0)
+    if not g.dynamic_sampling:
+        return sampled, sampled
+    for _ in range(g.max_refill_rounds):
+        kept = sum(grp.has_signal for grp in sampled)
+        if kept >= want:
+            break
+        need = ctx.round_up(min(math.ceil((want - kept) / max(kept / len(sampled), 0.25)), 4 * want))
+        sampled += draw(need, len(sampled))
+    with_signal = [grp for grp in sampled if grp.has_signal][:want]
+    top_up = [grp for grp in sampled if not grp.has_signal][: want - len(with_signal)]
+    return with_signal + top_up, sampled
+
+
+def validate(s: Session, sampler: TorchSampler, pool: GraderPool, run: RunDir, step: int,
+             guard: CapabilityGuard | None = None) -> dict[str, float]:
+    """Greedy pass@1 and mean reward per grader on the held-out split; pass@k and maj@n from
+    ``eval.samples`` samples per example on its first ``eval.sampled_size`` examples (a fixed seed, so
+    successive validations differ only by the policy; the training generator is not touched); the
+    capability guard's general-text NLL and KL."""
+    e, sc = s.cfg.eval, s.cfg.sampling
+    res = evaluate(sampler, s.tokenizer, pool, s.eval_examples, sc.max_new_tokens, e.batch_size, e.track_fields)
+    metrics = dict(res.metrics)
+    if e.samples > 0:
+        sampled = sampled_pass_at_k(sampler, s.tokenizer, pool, s.eval_examples[: e.sampled_size], e.samples,
+                                    SamplingParams(sc.max_new_tokens, sc.temperature, sc.top_p, sc.top_k),
+                                    torch.Generator().manual_seed(s.cfg.seed + 104_729), max(1, e.batch_size // e.samples))
+        metrics.update({f"sampled/{k}": v for k, v in sampled.items()})
+    if guard is not None:
+        metrics.update(guard.measure(s.model))
     pool.pop_stats()  # validation grades are not training grader stats
     run.write_samples(f"val_step_{step:06d}", res.rows[:100])
-    return {f"val/{k}": v for k, v in res.metrics.items()}
+    return {f"val/{k}": v for k, v in metrics.items()}
 
 
 def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = False,
           console: Console | None = None, time_limit_s: float | None = None) -> TrainResult:
-    """Run GRPO. ``time_limit_s`` ends the run early (validated and checkpointed) once exceeded."""
-    console = console or Console()
-    run = RunDir(resume if resume is not None else cfg.run_dir)
+    """Run GRPO. ``time_limit_s`` ends the run early (validated and checkpointed) once exceeded.
+    Under torchrun this is one data-parallel rank (rft.distributed); only rank 0 writes and prints."""
+    ctx = init_distributed(cfg)
+    console = (console or Console()) if ctx.is_main else Console(quiet=True)
+    run = (RunDir if ctx.is_main else FollowerRunDir)(resume if resume is not None else cfg.run_dir)
     run.sinks = run_sinks(cfg, run.path, console.json_lines)  # TensorBoard etc.; opened on the first record
     ckpt = run.latest_checkpoint() if resume is not None else None
     if resume is not None and ckpt is None:
@@ -84,31 +168,46 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
         ref_model.requires_grad_(False)
     g = cfg.grpo
     G = cfg.sampling.num_generations
+    ctx.shard_model(model)  # FSDP under torchrun: before the optimizer, which must see the sharded parameters
     optimizer = make_optimizer(model, g.lr, g.weight_decay)
     scheduler = make_scheduler(optimizer, g.lr_schedule, g.warmup_steps, g.steps * g.num_iterations)
     generator = torch.Generator().manual_seed(cfg.seed)
     cursor = PromptCursor(len(s.train), cfg.seed)
-    sampler = TorchSampler(model, tok)
+    sampler = make_engine(cfg, s.model_path, model, tok)  # sampling.backend: the torch sampler or vLLM
     params = SamplingParams(cfg.sampling.max_new_tokens, cfg.sampling.temperature, cfg.sampling.top_p,
                             cfg.sampling.top_k)
     pool = s.pool()
     state: dict[str, Any] = {"step": 0, "best_val": -1.0, "first_val": {}, "last_val": {}}
+    guard, guard_ref = None, run.path / "capability_ref.pt"  # the reference's general-text distributions
+    if cfg.eval.capability:
+        guard = CapabilityGuard.from_config(tok, cfg.eval.capability_file,  # paragraphs cut to the context
+                                            min(cfg.eval.capability_max_tokens, context_length(model)),
+                                            model.config.vocab_size)
 
     if ckpt is not None:
         state, opt_state, sched_state, rng = load_training_state(ckpt)
-        optimizer.load_state_dict(opt_state)
+        ctx.load_optimizer_state(model, optimizer, opt_state)
         scheduler.load_state_dict(sched_state)
         set_rng_state(rng, generator)
         cursor.epoch, cursor.index = state["cursor"]["epoch"], state["cursor"]["index"]
         run.truncate_metrics(state["step"])
         console.print(f"resuming {run.path} from step {state['step']}")
+        if guard is not None and guard_ref.is_file():
+            guard.load(guard_ref)
+        elif guard is not None:  # a snapshot now would take the trained policy as the reference
+            guard = None
+            console.print(f"capability guard off: {guard_ref} is missing (the run was started without the guard)")
     else:
         run.create(cfg.to_yaml(), overwrite=overwrite)
-        state["first_val"] = state["last_val"] = validate(s, sampler, pool, run, 0)
+        with ctx.full_weights(model):
+            state["first_val"] = state["last_val"] = validate(s, sampler, pool, run, 0, guard)
+        if guard is not None and ctx.is_main:
+            guard.save(guard_ref)
         state["best_val"] = state["first_val"]["val/pass@1"]
         run.log_metrics({"type": "val", "step": 0, **state["first_val"]})
         console.print(f"step 0: held-out pass@1 {state['first_val']['val/pass@1']:.3f}")
 
+    ctx.barrier()  # rank 0 has created or truncated the run directory before the others read it
     deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None
     monitors = Monitors(cfg.monitors, history=run.read_metrics())  # a resumed run replays its records
     with console.progress(g.steps, "grpo") as bar:
@@ -117,23 +216,20 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             times: dict[str, float] = {}
             t_step = time.perf_counter()
 
-            # rollout: G samples per prompt, sampled in eval mode from the current policy
-            with timed(times, "rollout"):
-                examples = [s.train[i] for i in cursor.take(g.prompts_per_step)]
-                groups = sampler.generate([s.prompt_ids[e.id] for e in examples], G, params, generator)
-                flat_examples = [e for e in examples for _ in range(G)]
-                completions = [c for grp in groups for c in grp]
+            # rollout + grade: G samples per prompt scored by the verifier (dynamic sampling refills here)
+            with ctx.full_weights(model):
+                groups, sampled = rollout(s, sampler, pool, cursor, params, step, ctx, times)
+            flat_examples = [grp.example for grp in groups for _ in range(G)]
+            completions = [c for grp in groups for c in grp.completions]
+            grades = [gr for grp in groups for gr in grp.grades]
+            rewards_B = torch.tensor([gr.score for gr in grades], dtype=torch.float32)
 
-            # grade: the verifier's score is the reward; grader failures are score 0, counted
-            with timed(times, "grade"):
-                grades = pool.grade([c.text for c in completions], flat_examples)
-                rewards_B = torch.tensor([gr.score for gr in grades], dtype=torch.float32)
-
-            # advantages: group-relative, no critic
+            # advantages: group-relative, no critic; over the whole batch, then each rank trains on its rows
             with timed(times, "advantages"):
                 adv_B = group_advantages(rewards_B, G, g.scale_rewards)
-                tokens = build_token_batch([s.prompt_ids[e.id] for e in flat_examples],
-                                           [c.token_ids for c in completions], sampler.pad_id)
+                mine = ctx.shard(len(completions))
+                tokens = build_token_batch([s.prompt_ids[e.id] for e in flat_examples[mine]],
+                                           [c.token_ids for c in completions[mine]], sampler.pad_id)
 
             # ref_logprobs: only when the KL penalty is on; no activations kept
             ref_logp = None
@@ -144,35 +240,44 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
 
             # update: clipped surrogate (+ beta * KL), mu passes, accumulation over whole groups
             with timed(times, "update"):
-                upd = update_policy(model, optimizer, scheduler, tokens, adv_B, ref_logp, g,
-                                    cfg.sampling.temperature, cfg.sampling.max_new_tokens)
+                upd = update_policy(model, optimizer, scheduler, tokens, adv_B[mine], ref_logp, g,
+                                    cfg.sampling.temperature, cfg.sampling.max_new_tokens,
+                                    norm=ctx.loss_norm(tokens, g.gradient_accumulation_steps,
+                                                       cfg.sampling.max_new_tokens), grad_sync=ctx.sum_grads)
+                upd = ctx.reduce_update_metrics(upd, tokens)
 
             step_s = time.perf_counter() - t_step
-            last = step == g.steps or (deadline is not None and time.monotonic() > deadline)
-            lengths = torch.tensor([len(c.token_ids) for c in completions], dtype=torch.float32)
+            last = ctx.any(step == g.steps or (deadline is not None and time.monotonic() > deadline))
+            # policy statistics are over everything sampled this step (dropped groups included)
+            all_done = [c for grp in sampled for c in grp.completions]
+            all_rewards = torch.tensor([gr.score for grp in sampled for gr in grp.grades], dtype=torch.float32)
+            lengths = torch.tensor([len(c.token_ids) for c in all_done], dtype=torch.float32)
             record: dict[str, Any] = {
                 "type": "train", "step": step,
-                "reward_mean": float(rewards_B.mean()), "reward_std": float(rewards_B.std()),
-                "frac_zero_std_groups": zero_std_fraction(rewards_B, G),
+                "reward_mean": float(all_rewards.mean()), "reward_std": float(all_rewards.std()),
+                "frac_zero_std_groups": zero_std_fraction(all_rewards, G),
                 "completion_len_mean": float(lengths.mean()), "completion_len_max": float(lengths.max()),
-                "truncated_frac": sum(c.finish_reason == "length" for c in completions) / len(completions),
-                "repetition": repetition_rate([c.token_ids for c in completions], cfg.monitors.repetition_ngram),
-                "grader_errors": sum(gr.errored for gr in grades),
+                "truncated_frac": sum(c.finish_reason == "length" for c in all_done) / len(all_done),
+                "repetition": repetition_rate([c.token_ids for c in all_done], cfg.monitors.repetition_ngram),
+                "grader_errors": sum(gr.errored for grp in sampled for gr in grp.grades),
                 "completion_tokens_per_s": float(lengths.sum()) / step_s, "step_s": step_s,
-                **upd, **times, **pool.pop_stats(),
+                **upd, **times, **ctx.merge_grader_stats(pool.pop_stats()),
             }
+            if g.dynamic_sampling:
+                record["dynamic/groups_sampled"] = len(sampled)
+                record["dynamic/groups_with_signal"] = sum(grp.has_signal for grp in groups)
             state["step"] = step
             state["cursor"] = cursor.state()
 
             # monitors: reward-hacking alerts; one named in monitors.stop_on ends the run like the time limit
             alerts = monitors.observe_train(record)
-            last = last or bool(monitors.stops(alerts))
+            last = ctx.any(last or bool(monitors.stops(alerts)))  # ranks must agree, or they deadlock
 
             # validate: held-out greedy pass@1; keep the best model
             if step % cfg.eval.every == 0 or last:
                 bar.update(0, now=f"validating on {len(s.eval_examples)} held-out examples")
-                with timed(times, "validate"):
-                    state["last_val"] = validate(s, sampler, pool, run, step)
+                with timed(times, "validate"), ctx.full_weights(model):
+                    state["last_val"] = validate(s, sampler, pool, run, step, guard)
                     alerts += monitors.observe_val(step, state["last_val"])
                     run.write_samples(f"step_{step:06d}", [
                         {"group": i // G, "prompt": e.prompt, "completion": c.text, "score": gr.score,
@@ -180,18 +285,19 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                         for i, (e, c, gr, a) in enumerate(zip(flat_examples, completions, grades, adv_B))])
                 if state["last_val"]["val/pass@1"] > state["best_val"]:
                     state["best_val"] = state["last_val"]["val/pass@1"]
-                    save_checkpoint(run, "best", model=model, tokenizer=tok, optimizer=optimizer,
-                                    scheduler=scheduler, rng=rng_state(generator), state=state, latest=False)
+                    save_checkpoint_on_main(ctx, run, "best", model=model, tokenizer=tok, optimizer=optimizer,
+                                            scheduler=scheduler, rng=rng_state(generator), state=state, latest=False)
             record.update(times)
             run.log_metrics(record)
             if "time/validate" in times:
                 run.log_metrics({"type": "val", "step": step, **state["last_val"]})
-            last = emit_alerts(alerts, monitors, run, console) or last
+            last = ctx.any(emit_alerts(alerts, monitors, run, console) or last)
 
             # checkpoint: atomically, then prune old ones
             if step % cfg.checkpoint.every == 0 or last:
-                save_checkpoint(run, f"step_{step:06d}", model=model, tokenizer=tok, optimizer=optimizer,
-                                scheduler=scheduler, rng=rng_state(generator), state=state, latest=True)
+                save_checkpoint_on_main(ctx, run, f"step_{step:06d}", model=model, tokenizer=tok,
+                                        optimizer=optimizer, scheduler=scheduler, rng=rng_state(generator),
+                                        state=state, latest=True)
                 run.prune_checkpoints(cfg.checkpoint.keep_last)
 
             bar.update(1, reward=f"{record['reward_mean']:.3f}",
@@ -201,4 +307,5 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
 
     pool.close()
     run.close()
+    ctx.close()
     return TrainResult(run.path, state["first_val"], state["last_val"], state["best_val"], state["step"])
