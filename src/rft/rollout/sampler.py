@@ -22,6 +22,9 @@ from rft.rollout.base import Completion, SamplingParams
 from rft.rollout.kv_cache import decode_cache
 
 
+COMPACT_AT = 0.125  # share of finished rows in the batch that triggers dropping them (0.25: 4 % slower at 128 tokens)
+
+
 def filter_logits(logits_BV: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
     """Mask logits outside the top-k / nucleus (top-p) set with -inf."""
     if top_k > 0 and top_k < logits_BV.shape[-1]:
@@ -129,9 +132,9 @@ class TorchSampler:
             n_done = int(done.sum())
             if t == T - 1 or n_done == done.numel():
                 break
-            # Finished rows stay in the batch (fed pad, ignored) until a quarter of it is finished:
+            # Finished rows stay in the batch (fed pad, ignored) until COMPACT_AT of it is finished:
             # compaction copies the cache, which costs more than a few rows of wasted compute.
-            if n_done * 4 >= done.numel():
+            if n_done >= COMPACT_AT * done.numel():
                 keep = (~done).nonzero().squeeze(-1)
                 cache.batch_select_indices(keep)
                 rows, tok, mask, next_pos, done = rows[keep], tok[keep], mask[keep], next_pos[keep], done[keep]
