@@ -72,6 +72,9 @@ def length_buckets(lengths: list[int], min_rows: int = MIN_CHUNK_ROWS) -> list[l
 
 
 def _shares_prefix_cache(model: PreTrainedModel) -> bool:
+    """True for plain full-attention caches (a wrapper without ``config`` takes the plain path)."""
+    if getattr(model, "config", None) is None:
+        return False
     cache = DynamicCache(config=model.config)
     return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
 
@@ -85,7 +88,8 @@ def completion_logprobs(
     each distinct prompt is run once (the G rows of a group share its keys/values, and in the
     backward its gradient), and completions are run in length buckets, each padded to its own
     longest row instead of the batch's. The last completion token is never an input (it predicts
-    nothing). Models with sliding-window or other non-plain caches take one plain forward.
+    nothing). Models with sliding-window or other non-plain caches, and batches where no prompt
+    repeats, take one plain forward.
     Values at padding positions (completion_mask 0) are 0.
     """
     device = next(model.parameters()).device
@@ -93,15 +97,19 @@ def completion_logprobs(
     attn = batch.attention_mask_BL.to(device)
     P = batch.prompt_width
     B, C = ids.shape[0], ids.shape[1] - P
-    if not _shares_prefix_cache(model):
+    prompt_BP = torch.cat([ids[:, :P], attn[:, :P]], dim=-1)
+    uniq_UP, inv_B = torch.unique(prompt_BP, dim=0, return_inverse=True)
+    if not _shares_prefix_cache(model) or uniq_UP.shape[0] == B:
+        # No prompt shared (SFT batches, G = 1): one plain forward. Measured on the demo's SFT batch
+        # (64 distinct prompts, 3-4 completion tokens), the bucketed path costs 43 ms vs 32 ms.
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
         logits = model(input_ids=ids[:, :-1], attention_mask=attn[:, :-1], position_ids=pos[:, :-1],
                        logits_to_keep=C).logits
-        return _token_logprobs(logits, ids[:, P:], temperature, with_entropy)
+        mask_BC = batch.completion_mask_BC.to(device)
+        logp_BC, entropy_BC = _token_logprobs(logits, ids[:, P:], temperature, with_entropy)
+        return logp_BC * mask_BC, (entropy_BC * mask_BC if entropy_BC is not None else None)
 
     # Prompts: each distinct one once, keeping its keys/values and the logits of its last position.
-    prompt_BP = torch.cat([ids[:, :P], attn[:, :P]], dim=-1)
-    uniq_UP, inv_B = torch.unique(prompt_BP, dim=0, return_inverse=True)
     u_ids, u_attn = uniq_UP[:, :P], uniq_UP[:, P:]
     u_pos = (u_attn.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
