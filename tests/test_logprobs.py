@@ -67,3 +67,24 @@ def test_length_buckets_cover_every_row_once_and_bound_padding():
         assert all(lengths[i] <= 1.25 * lengths[b[0]] for i in b[4:])
     assert sum(all(lengths[i] == 16 for i in range(50)) and set(range(50)) <= set(b) for b in buckets) == 1
     assert length_buckets([16] * 64) == [list(range(64))]
+
+
+class _Wrapper(torch.nn.Module):
+    """A module around the model without a ``config`` (like a DDP wrapper): the plain one-forward path."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.module = model
+
+    def forward(self, **kwargs):
+        return self.module(**kwargs)
+
+
+def test_plain_path_for_wrapped_models_gives_the_same_logprobs(tiny_model_dir):
+    model, tok = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
+    batch = _batch(tok)
+    with torch.no_grad():
+        shared, _ = completion_logprobs(model, batch)
+        plain, _ = completion_logprobs(_Wrapper(model), batch)
+    m = batch.completion_mask_BC
+    assert torch.allclose(shared, plain * m, atol=1e-5)
