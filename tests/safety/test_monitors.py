@@ -111,3 +111,16 @@ def test_emit_logs_alert_records_and_stops_only_on_chosen_monitors():
                             "completion_len_recent": 40.0}]
     assert emit_alerts([alert], Monitors(MonitorsConfig(stop_on=["length"])), log, log) is True
     assert any("stopping" in p for p in log.printed)
+
+
+def test_a_trend_hovering_at_its_threshold_alerts_once_and_re_arms_after_a_clear_window():
+    """Measured in the demo before this rule: entropy at the end of a converged run hovered around
+    0.2 x its start and raised entropy_collapse six times in 70 steps."""
+    start = [healthy(s, entropy=1.0) for s in range(1, 6)]
+    hover = [healthy(s, entropy=0.19 if s % 2 else 0.21) for s in range(6, 31)]
+    alerts = run(start + hover)
+    assert [a.monitor for a in alerts] == ["entropy_collapse"]
+    recovered = [healthy(s, entropy=1.0) for s in range(31, 46)]  # clear long enough: the rule re-arms
+    collapsed = [healthy(s, entropy=0.05) for s in range(46, 56)]
+    alerts = run(start + hover + recovered + collapsed)
+    assert [(a.monitor, a.step > 45) for a in alerts] == [("entropy_collapse", False), ("entropy_collapse", True)]

@@ -26,8 +26,8 @@ two never overlap). The rules, thresholds from ``MonitorsConfig``:
   general-text NLL rose by >= ``capability_nll_rise`` of its start value, or the policy's KL to the
   reference on that text is >= ``capability_kl``.
 
-Each rule fires once when its condition becomes true and re-arms when it clears, so a lasting
-condition gives one alert, not one per step. Not covered: format compliance when the grader has no
+Each rule fires once when its condition becomes true and re-arms when it clears (the trend rules
+after ``window`` clear steps in a row), so a lasting condition gives one alert, not one per step. Not covered: format compliance when the grader has no
 format term (no metric to watch; the rule stays silent), KL when ``grpo.beta`` is 0 (no reference
 model, no ``kl`` in the record).
 """
@@ -72,6 +72,11 @@ def format_score(record: dict[str, Any]) -> float | None:
     return None
 
 
+# Rules on windowed means re-arm only after ``window`` clear steps in a row: a mean hovering at its
+# threshold (entropy at the end of a converged run) would otherwise raise an alert every few steps.
+TREND_RULES = frozenset({"length", "truncation", "repetition", "format", "entropy_collapse"})
+
+
 def _mean(values: Iterable[float]) -> float:
     vals = list(values)
     return sum(vals) / len(vals) if vals else float("nan")
@@ -87,6 +92,7 @@ class Monitors:
         self.first_val: float | None = None
         self.active: set[str] = set()
         self.zero_run = 0
+        self.clear_run: dict[str, int] = {}  # observations since an active rule's condition last held
         for r in history:
             if r.get("type") == "train":
                 self.observe_train(r)
@@ -205,9 +211,15 @@ class Monitors:
         alerts = []
         for name, (holds, message, values) in conditions.items():
             holds = bool(holds) and self.cfg.enabled  # NaN comparisons (missing metric) are False
-            if holds and name not in self.active:
-                alerts.append(Alert(step, name, message, values))
-            (self.active.add if holds else self.active.discard)(name)
+            if holds:
+                self.clear_run[name] = 0
+                if name not in self.active:
+                    alerts.append(Alert(step, name, message, values))
+                    self.active.add(name)
+            elif name in self.active:
+                self.clear_run[name] = self.clear_run.get(name, 0) + 1
+                if name not in TREND_RULES or self.clear_run[name] >= self.cfg.window:
+                    self.active.discard(name)
         return alerts
 
     def stops(self, alerts: list[Alert]) -> list[Alert]:
