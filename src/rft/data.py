@@ -108,6 +108,14 @@ def _chat_message(msg: Any, where: str) -> dict[str, str]:
     return {"role": role, "content": content}
 
 
+def raise_collected(path: Path, errors: list[str], what: str) -> None:
+    """One DataError listing the first ten of ``errors`` (every bad line or row of a file), if any."""
+    if errors:
+        shown = "\n  ".join(errors[:10])
+        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+        raise DataError(f"{path}: {len(errors)} {what}:\n  {shown}{more}")
+
+
 def read_jsonl(path: str | Path) -> list[Example]:
     """Read a JSONL file of examples; every bad line is reported with its number."""
     path = Path(path)
@@ -133,10 +141,7 @@ def read_jsonl(path: str | Path) -> list[Example]:
             ex_id = ex.id if "id" in row else f"{path.stem}-{lineno}"
             examples.append(Example(ex_id, ex.prompt, ex.fields, ex.grader, base_dir=str(path.parent.resolve()),
                                     where=where))
-    if errors:
-        shown = "\n  ".join(errors[:10])
-        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise DataError(f"{path}: {len(errors)} bad line(s):\n  {shown}{more}")
+    raise_collected(path, errors, "bad line(s)")
     if not examples:
         raise DataError(f"{path}: the dataset is empty; add at least one JSON object per line")
     return examples
@@ -170,10 +175,7 @@ def read_dataset(path: str | Path) -> list[Example]:
             continue
         ex_id = ex.id if row.get("id") is not None else f"{path.stem}-{i}"
         examples.append(Example(ex_id, ex.prompt, ex.fields, ex.grader, base_dir=base_dir, where=where))
-    if errors:
-        shown = "\n  ".join(errors[:10])
-        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise DataError(f"{path}: {len(errors)} bad row(s) (rows count from 0):\n  {shown}{more}")
+    raise_collected(path, errors, "bad row(s) (rows count from 0)")
     if not examples:
         raise DataError(f"{path}: the dataset is empty; add at least one row")
     return examples
