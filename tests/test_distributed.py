@@ -157,3 +157,22 @@ def test_group_seeds_depend_on_seed_step_and_index_only():
     assert group_seeds(0, 5, 4, 4) == a[4:]  # rank 1's share is seeded as in the whole batch
     assert len(set(a)) == 8 and all(0 <= x < 2**63 for x in a)
     assert group_seeds(1, 5, 0, 8) != a and group_seeds(0, 6, 0, 8) != a
+
+
+def test_dynamic_sampling_refills_the_same_way_on_two_ranks_as_in_one_process(tmp_path, tiny_model_dir):
+    """Refill rounds are rounded up to whole shares of the world size: with a reward only some groups
+    vary on, 2 ranks sample, keep and train on exactly the groups one process does."""
+    grader = {"type": "python", "source": "def grade(sample, item):\n    return float(sample['output_text'][:1] in '13579')\n"}
+    for name, cmd in [("dyn1", SINGLE), ("dyn2", TORCHRUN)]:
+        path = _config(tmp_path, tiny_model_dir, name, steps=2, dynamic_sampling=True, max_refill_rounds=2)
+        raw = yaml.safe_load(path.read_text())
+        raw["grader"] = grader
+        path.write_text(yaml.safe_dump(raw))
+        _run(cmd, str(path))
+    r1, r2 = _train_records(tmp_path / "dyn1"), _train_records(tmp_path / "dyn2")
+    assert [r["step"] for r in r2] == [1, 2]
+    for a, b in zip(r1, r2):
+        for key in ["reward_mean", "frac_zero_std_groups", "dynamic/groups_sampled", "dynamic/groups_with_signal"]:
+            assert a[key] == pytest.approx(b[key], abs=1e-9), key
+    assert any(r["dynamic/groups_sampled"] > 4 for r in r1)  # a refill round ran: the test is not vacuous
+    _assert_same_weights(_weights(tmp_path / "dyn2", "step_000002"), _weights(tmp_path / "dyn1", "step_000002"))
