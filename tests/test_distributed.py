@@ -176,3 +176,21 @@ def test_dynamic_sampling_refills_the_same_way_on_two_ranks_as_in_one_process(tm
             assert a[key] == pytest.approx(b[key], abs=1e-9), key
     assert any(r["dynamic/groups_sampled"] > 4 for r in r1)  # a refill round ran: the test is not vacuous
     _assert_same_weights(_weights(tmp_path / "dyn2", "step_000002"), _weights(tmp_path / "dyn1", "step_000002"))
+
+
+def test_lora_on_two_gloo_ranks_ends_with_the_single_process_adapter(tmp_path, tiny_model_dir):
+    """Only the adapter trains and is summed across ranks; the checkpoint is the adapter alone."""
+    for name, cmd in [("lora1", SINGLE), ("lora2", TORCHRUN)]:
+        path = _config(tmp_path, tiny_model_dir, name, steps=2)
+        raw = yaml.safe_load(path.read_text())
+        raw["model"]["lora"] = {"r": 4, "alpha": 8}
+        path.write_text(yaml.safe_dump(raw))
+        _run(cmd, str(path))
+    ckpt = lambda run: tmp_path / run / "checkpoints" / "step_000002"  # noqa: E731
+    assert (ckpt("lora2") / "adapter_model.safetensors").is_file()
+    assert not (ckpt("lora2") / "model.safetensors").exists()
+    a1, a2 = (load_file(ckpt(r) / "adapter_model.safetensors") for r in ("lora1", "lora2"))
+    _assert_same_weights(a2, a1)
+    assert max(float(t.abs().max()) for k, t in a1.items() if "lora_B" in k) > 1e-4  # B moved off its zero init
+    for a, b in zip(_train_records(tmp_path / "lora1"), _train_records(tmp_path / "lora2")):
+        assert a["kl"] == pytest.approx(b["kl"], rel=1e-4, abs=1e-8)
