@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from efficacy_summary import threshold_hits
 from rft.config import load_config
 from rft.console import Console
 from rft.grpo.train import train
 
-THRESHOLDS = (0.5, 0.8, 0.9)
 
 
 def read_records(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -71,12 +71,7 @@ def summarise(run_dir: Path, train_call_wall_s: float, label: str, settings: dic
                                "warmstart_heldout_greedy_acc": evals[0]["heldout_greedy_acc"],
                                "final_heldout_greedy_acc": evals[-1]["heldout_greedy_acc"],
                                "best_heldout_greedy_acc": max(e["heldout_greedy_acc"] for e in evals)}
-    for thr in THRESHOLDS:
-        hit = next((e for e in evals if e["heldout_greedy_acc"] >= thr), None)
-        pct = int(round(thr * 100))
-        summary[f"steps_to_{pct}pct"] = hit["step"] if hit else None
-        summary[f"train_s_to_{pct}pct"] = hit["train_s"] if hit else None
-        summary[f"train_wall_s_to_{pct}pct"] = hit["train_wall_s"] if hit else None
+    summary.update(threshold_hits(evals))
     summary.update({
         "train_s": round(sum_step, 1),
         "train_wall_s": round(sum_step + overhead, 1),
@@ -93,8 +88,7 @@ def summarise(run_dir: Path, train_call_wall_s: float, label: str, settings: dic
 
 def quiet_eval_overrides() -> list[str]:
     """Switch off validation extras that only cost evaluation time (never training time): the
-    capability guard's general-text pass, where this rft has one (its 256-token paragraphs do not
-    fit a 128-position model)."""
+    capability guard's general-text pass, where this rft has one."""
     from rft.config import EvalConfig
 
     return ["eval.capability=false"] if "capability" in EvalConfig.model_fields else []

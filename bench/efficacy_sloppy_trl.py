@@ -49,11 +49,11 @@ import trl  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from transformers import AutoTokenizer, TrainerCallback, set_seed  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
+from efficacy_summary import threshold_hits  # noqa: E402  (bench/, no rft import)
 
 PROMPTS_PER_STEP = 16
 NUM_GENERATIONS = 8
 MAX_COMPLETION_LENGTH = 5
-THRESHOLDS = (0.5, 0.8, 0.9)
 _INT = re.compile(r"-?\d+")
 
 
@@ -211,12 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                "warmstart_heldout_greedy_acc": recs[0]["heldout_greedy_acc"],
                "final_heldout_greedy_acc": recs[-1]["heldout_greedy_acc"],
                "best_heldout_greedy_acc": max(r["heldout_greedy_acc"] for r in recs)}
-    for thr in THRESHOLDS:
-        hit = next((r for r in recs if r["heldout_greedy_acc"] >= thr), None)
-        pct = int(round(thr * 100))
-        summary[f"steps_to_{pct}pct"] = hit["step"] if hit else None
-        summary[f"train_s_to_{pct}pct"] = hit["train_s"] if hit else None
-        summary[f"train_wall_s_to_{pct}pct"] = hit["train_wall_s"] if hit else None
+    summary.update(threshold_hits(recs))
     summary.update({
         "train_s": round(sum(evaluator.step_s), 1),
         "train_wall_s": recs[-1]["train_wall_s"],
