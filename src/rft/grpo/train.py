@@ -128,7 +128,7 @@ def validate(s: Session, sampler: TorchSampler, pool: GraderPool, run: RunDir, s
              guard: CapabilityGuard | None = None) -> dict[str, float]:
     """Greedy pass@1 and mean reward per grader on the held-out split; pass@k and maj@n from
     ``eval.samples`` samples per example on its first ``eval.sampled_size`` examples (a fixed seed, so
-    successive validations differ only by the policy; the training generator is not touched); the
+    successive validations differ only by the policy; training's sampling streams are not touched); the
     capability guard's general-text NLL and KL."""
     e, sc = s.cfg.eval, s.cfg.sampling
     res = evaluate(sampler, s.tokenizer, pool, s.eval_examples, sc.max_new_tokens, e.batch_size, e.track_fields)
@@ -171,7 +171,6 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
     ctx.shard_model(model)  # FSDP under torchrun: before the optimizer, which must see the sharded parameters
     optimizer = make_optimizer(model, g.lr, g.weight_decay)
     scheduler = make_scheduler(optimizer, g.lr_schedule, g.warmup_steps, g.steps * g.num_iterations)
-    generator = torch.Generator().manual_seed(cfg.seed)
     cursor = PromptCursor(len(s.train), cfg.seed)
     sampler = make_engine(cfg, s.model_path, model, tok)  # sampling.backend: the torch sampler or vLLM
     params = SamplingParams(cfg.sampling.max_new_tokens, cfg.sampling.temperature, cfg.sampling.top_p,
@@ -188,7 +187,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
         state, opt_state, sched_state, rng = load_training_state(ckpt)
         ctx.load_optimizer_state(model, optimizer, opt_state)
         scheduler.load_state_dict(sched_state)
-        set_rng_state(rng, generator)
+        set_rng_state(rng)
         cursor.epoch, cursor.index = state["cursor"]["epoch"], state["cursor"]["index"]
         run.truncate_metrics(state["step"])
         console.print(f"resuming {run.path} from step {state['step']}")
@@ -286,7 +285,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                 if state["last_val"]["val/pass@1"] > state["best_val"]:
                     state["best_val"] = state["last_val"]["val/pass@1"]
                     save_checkpoint_on_main(ctx, run, "best", model=model, tokenizer=tok, optimizer=optimizer,
-                                            scheduler=scheduler, rng=rng_state(generator), state=state, latest=False)
+                                            scheduler=scheduler, rng=rng_state(), state=state, latest=False)
             record.update(times)
             run.log_metrics(record)
             if "time/validate" in times:
@@ -296,7 +295,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             # checkpoint: atomically, then prune old ones
             if step % cfg.checkpoint.every == 0 or last:
                 save_checkpoint_on_main(ctx, run, f"step_{step:06d}", model=model, tokenizer=tok,
-                                        optimizer=optimizer, scheduler=scheduler, rng=rng_state(generator),
+                                        optimizer=optimizer, scheduler=scheduler, rng=rng_state(),
                                         state=state, latest=True)
                 run.prune_checkpoints(cfg.checkpoint.keep_last)
 
