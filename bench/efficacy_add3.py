@@ -150,7 +150,7 @@ def cmd_passk(args) -> int:
             res = sampled_pass_at_k(sampler, s.tokenizer, pool, s.eval_examples, k, params,
                                     torch.Generator().manual_seed(7), batch_size=max(1, 4096 // k))
             out[f"pass@{k}"] = res[f"pass@{k}"]
-            out[f"pass_rate_k{k}"] = res["pass_rate"]
+            out[f"pass_rate_k{k}"] = res["pass@1"]
             out[f"frac_zero_std_groups_k{k}"] = res["frac_zero_std_groups"]
     print(json.dumps(out))
     return 0

@@ -59,7 +59,7 @@ def cmd_warmstart(args) -> int:
     pass_k = warm_start_pass_at_k(cfg, model_dir)
     sft_info = json.loads((model_dir / "rft_sft.json").read_text())
     info = {"model_dir": str(model_dir), "sft_wall_s": round(sft_s, 1), "sft": sft_info, "pass@8": pass_k["pass@8"],
-            "pass_rate": pass_k["pass_rate"], "train": len(train), "val": len(val),
+            "pass_rate": pass_k["pass@1"], "train": len(train), "val": len(val),
             "weights_sha256": hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()}
     (root / "warmstart.json").write_text(json.dumps(info, indent=2))
     print(json.dumps(info))

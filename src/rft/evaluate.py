@@ -132,12 +132,12 @@ def sampled_pass_at_k(
     batch_size: int = 128,
 ) -> dict[str, float]:
     """Sample k completions per example with the training sampler: ``pass@j`` for j = 1, 2, 4, ... k
-    (unbiased estimator; ``pass@k`` is the share of examples with at least one pass), ``maj@k``,
-    ``pass_rate`` (share of passed samples, equal to pass@1), the mean reward per completion, and
-    the share of groups with zero reward variance (no signal)."""
+    (unbiased estimator; ``pass@1`` is the share of passed samples, ``pass@k`` the share of examples
+    with at least one pass), ``maj@k``, the mean reward per completion, and the share of groups with
+    zero reward variance (no signal)."""
     ks = sorted({2**i for i in range(k.bit_length()) if 2**i <= k} | {k})
     sums = dict.fromkeys(ks, 0.0)
-    majority, all_same, total, passed = 0, 0, 0.0, 0
+    majority, all_same, total = 0, 0, 0.0
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
         groups = engine.generate([encode_prompt(tokenizer, e) for e in chunk], k, params, generator)
@@ -150,9 +150,8 @@ def sampled_pass_at_k(
             for kk in ks:
                 sums[kk] += pass_at_k(k, c, kk)
             majority += majority_passed(texts[j * k : (j + 1) * k], mine)
-            passed += c
             all_same += max(scores) == min(scores)
             total += sum(scores)
     n = max(len(examples), 1)
     return {**{f"pass@{kk}": sums[kk] / n for kk in ks}, f"maj@{k}": majority / n,
-            "pass_rate": passed / (n * k), "mean_reward": total / (n * k), "frac_zero_std_groups": all_same / n}
+            "mean_reward": total / (n * k), "frac_zero_std_groups": all_same / n}

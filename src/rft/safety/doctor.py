@@ -146,10 +146,10 @@ def check_baseline(s: Session, pool: Any, n: int, k: int) -> tuple[Check, Check,
     sampled = sampled_pass_at_k(sampler, s.tokenizer, pool, examples, k, params,
                                 torch.Generator().manual_seed(cfg.seed + 11))
     pool.pop_stats()
-    verdict, advice = baseline_verdict(sampled[f"pass@{k}"], sampled["pass_rate"], k)
+    verdict, advice = baseline_verdict(sampled[f"pass@{k}"], sampled["pass@1"], k)
     values = {"n": len(examples), "k": k, "pass@1_greedy": greedy.metrics["pass@1"], **sampled}
     summary = (f"greedy pass@1 {greedy.metrics['pass@1']:.1%}, pass@{k} {sampled[f'pass@{k}']:.1%}, "
-               f"right samples {sampled['pass_rate']:.1%}, zero-variance groups of {k} "
+               f"right samples {sampled['pass@1']:.1%}, zero-variance groups of {k} "
                f"{sampled['frac_zero_std_groups']:.1%} (n={len(examples)})")
     timing = {"greedy_s_per_example": greedy_s / len(examples), "n_val": len(s.eval_examples)}
     return grader, Check("baseline", verdict, summary, advice, values), timing
