@@ -2,7 +2,22 @@
 
     rollout -> grade -> advantages -> ref_logprobs -> update -> (validate) -> (checkpoint)
 
-Each phase is timed under its own name (``time/<phase>``) in ``metrics.jsonl``. A step is one
+Grading overlaps the model work that needs no rewards: without ``grpo.dynamic_sampling`` the
+completions are handed to the grader pool (:meth:`GraderPool.submit`) right after the rollout, the
+token batch and the reference log-probs are computed while the pool's worker processes grade, and
+the loop waits for the grades only before the advantages. Under torchrun each rank submits its own
+share, and the groups are gathered after the wait (each rank trains on the rows it sampled, so it
+needs nothing from the others before that). The grades and the order of every computation on the
+tensors are unchanged, so a fixed seed gives the same rewards and weights as grading first. Not
+overlapped: with ``grading.workers: 0`` the pool grades in-process inside the wait; with dynamic
+sampling the grades decide the refills, so every round grades before the next one samples and the
+step runs in sequence.
+
+Each phase is timed under its own name (``time/<phase>``) in ``metrics.jsonl``; the phases do not
+overlap in the loop's own time, so they add up to about ``step_s``. ``time/grade`` is the time the
+loop spends in the pool (submitting and waiting for grades), not the graders' work, part of which
+ran during ``time/ref_logprobs``; what one grade costs in its worker is
+``grader/<type>/latency_ms``. ``time/advantages`` includes building the token batch. A step is one
 rollout batch of ``prompts_per_step`` groups of ``num_generations`` completions, followed by
 ``num_iterations`` optimizer updates. Validation (greedy pass@1 on the held-out split) runs before
 step 1 and every ``eval.every`` steps; the best model by validation is kept in ``checkpoints/best``.
@@ -28,7 +43,7 @@ from rft.data import Example, PromptCursor
 from rft.distributed import Dist, FollowerRunDir, group_seeds, init_distributed, save_checkpoint_on_main
 from rft.evaluate import evaluate, sampled_pass_at_k
 from rft.graders.base import Grade
-from rft.graders.pool import GraderPool
+from rft.graders.pool import GraderPool, PendingGrades
 from rft.grpo.advantages import group_advantages, zero_std_fraction
 from rft.grpo.logprobs import build_token_batch
 from rft.grpo.update import batch_logprobs, update_policy
@@ -76,20 +91,64 @@ class Group:
         return max(scores) != min(scores)
 
 
-def sample_groups(s: Session, sampler: TorchSampler, pool: GraderPool, examples: list[Example], seeds: list[int],
-                  params: SamplingParams, ctx: Dist, times: dict[str, float]) -> list[Group]:
-    """rollout (G samples per prompt, eval mode, current policy) then grade (grader errors score 0).
-    Under torchrun each rank samples and grades its contiguous share of ``examples`` and the groups
-    are gathered: every rank returns all of them, in order."""
-    G = s.cfg.sampling.num_generations
+def _sample(s: Session, sampler: TorchSampler, examples: list[Example], seeds: list[int], params: SamplingParams,
+            ctx: Dist, times: dict[str, float]) -> tuple[list[Example], list[list[Completion]]]:
+    """rollout: G samples per prompt (eval mode, current policy) of this rank's contiguous share of
+    ``examples``; returns (that share, its groups of completions)."""
     mine = ctx.shard(len(examples))
     examples, seeds = examples[mine], seeds[mine]
     with timed(times, "rollout"):
-        out = sampler.generate([s.prompt_ids[e.id] for e in examples], G, params, seeds=seeds)
+        out = sampler.generate([s.prompt_ids[e.id] for e in examples], s.cfg.sampling.num_generations, params,
+                               seeds=seeds)
+    return examples, out
+
+
+def _groups(examples: list[Example], out: list[list[Completion]], grades: list[Grade]) -> list[Group]:
+    G = len(out[0]) if out else 0
+    return [Group(e, out[i], grades[i * G : (i + 1) * G]) for i, e in enumerate(examples)]
+
+
+def sample_groups(s: Session, sampler: TorchSampler, pool: GraderPool, examples: list[Example], seeds: list[int],
+                  params: SamplingParams, ctx: Dist, times: dict[str, float]) -> list[Group]:
+    """rollout then grade, in sequence (grader errors score 0). Under torchrun each rank samples and
+    grades its contiguous share of ``examples`` and the groups are gathered: every rank returns all
+    of them, in order."""
+    examples, out = _sample(s, sampler, examples, seeds, params, ctx, times)
     with timed(times, "grade"):
-        completions = [c for grp in out for c in grp]
-        grades = pool.grade([c.text for c in completions], [e for e in examples for _ in range(G)])
-    return ctx.gather([Group(e, out[i], grades[i * G : (i + 1) * G]) for i, e in enumerate(examples)])
+        grades = pool.grade([c.text for grp in out for c in grp], [e for e, grp in zip(examples, out) for _ in grp])
+    return ctx.gather(_groups(examples, out, grades))
+
+
+@dataclass
+class PendingGroups:
+    """This rank's sampled groups whose grades are in flight in the pool (:meth:`GraderPool.submit`).
+    ``rows()`` are what this rank trains on; ``wait()`` collects the grades and gathers every rank's
+    groups, the list :func:`sample_groups` returns."""
+
+    examples: list[Example]
+    out: list[list[Completion]]
+    grades: PendingGrades
+    ctx: Dist
+
+    def rows(self) -> tuple[list[Example], list[Completion]]:
+        return [e for e, grp in zip(self.examples, self.out) for _ in grp], [c for grp in self.out for c in grp]
+
+    def wait(self, times: dict[str, float]) -> list[Group]:
+        with timed(times, "grade"):
+            grades = self.grades.wait()
+        return self.ctx.gather(_groups(self.examples, self.out, grades))
+
+
+def submit_groups(s: Session, sampler: TorchSampler, pool: GraderPool, cursor: PromptCursor, params: SamplingParams,
+                  step: int, ctx: Dist, times: dict[str, float]) -> PendingGroups:
+    """The step's ``prompts_per_step`` groups sampled (this rank's share) and their grades submitted,
+    not awaited: what :func:`rollout` returns without dynamic sampling, once ``wait()`` returns."""
+    k = s.cfg.grpo.prompts_per_step
+    examples = [s.train[i] for i in cursor.take(k)]
+    examples, out = _sample(s, sampler, examples, group_seeds(s.cfg.seed, step, 0, k), params, ctx, times)
+    with timed(times, "grade"):  # bad specs raise here; with worker processes the first chunks go out now
+        pending = pool.submit([c.text for grp in out for c in grp], [e for e, grp in zip(examples, out) for _ in grp])
+    return PendingGroups(examples, out, pending, ctx)
 
 
 def rollout(s: Session, sampler: TorchSampler, pool: GraderPool, cursor: PromptCursor, params: SamplingParams,
@@ -215,9 +274,33 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             times: dict[str, float] = {}
             t_step = time.perf_counter()
 
-            # rollout + grade: G samples per prompt scored by the verifier (dynamic sampling refills here)
+            # rollout + grade: G samples per prompt scored by the verifier. Dynamic sampling refills on the
+            # grades, so it grades here; otherwise the grades are only submitted and the pool grades while
+            # the token batch and the reference log-probs, which need no rewards, are computed
+            pending = None
             with ctx.full_weights(model):
-                groups, sampled = rollout(s, sampler, pool, cursor, params, step, ctx, times)
+                if g.dynamic_sampling:
+                    groups, sampled = rollout(s, sampler, pool, cursor, params, step, ctx, times)
+                else:
+                    pending = submit_groups(s, sampler, pool, cursor, params, step, ctx, times)
+            if pending is not None:  # this rank's rows are the groups it sampled (a contiguous share)
+                rows_examples, rows_completions = pending.rows()
+            else:
+                mine = ctx.shard(len(groups) * G)
+                rows_examples = [grp.example for grp in groups for _ in range(G)][mine]
+                rows_completions = [c for grp in groups for c in grp.completions][mine]
+            with timed(times, "advantages"):
+                tokens = build_token_batch([s.prompt_ids[e.id] for e in rows_examples],
+                                           [c.token_ids for c in rows_completions], sampler.pad_id)
+
+            # ref_logprobs: only when the KL penalty is on; no activations kept
+            ref_logp = None
+            if ref_model is not None:
+                with timed(times, "ref_logprobs"), reference_scoring(ref_model):
+                    micro = tokens.input_ids_BL.shape[0] // g.gradient_accumulation_steps
+                    ref_logp = batch_logprobs(ref_model, tokens, micro, cfg.sampling.temperature)
+            if pending is not None:  # time/grade: only what the loop waits here, not the overlapped grading
+                groups = sampled = pending.wait(times)
             flat_examples = [grp.example for grp in groups for _ in range(G)]
             completions = [c for grp in groups for c in grp.completions]
             grades = [gr for grp in groups for gr in grp.grades]
@@ -227,15 +310,6 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             with timed(times, "advantages"):
                 adv_B = group_advantages(rewards_B, G, g.scale_rewards)
                 mine = ctx.shard(len(completions))
-                tokens = build_token_batch([s.prompt_ids[e.id] for e in flat_examples[mine]],
-                                           [c.token_ids for c in completions[mine]], sampler.pad_id)
-
-            # ref_logprobs: only when the KL penalty is on; no activations kept
-            ref_logp = None
-            if ref_model is not None:
-                with timed(times, "ref_logprobs"), reference_scoring(ref_model):
-                    micro = tokens.input_ids_BL.shape[0] // g.gradient_accumulation_steps
-                    ref_logp = batch_logprobs(ref_model, tokens, micro, cfg.sampling.temperature)
 
             # update: clipped surrogate (+ beta * KL), mu passes, accumulation over whole groups
             with timed(times, "update"):
