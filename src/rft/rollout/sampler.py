@@ -19,6 +19,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rft.rollout.base import Completion, SamplingParams
+from rft.rollout.fast_decode import fast_decoder
 from rft.rollout.kv_cache import decode_cache
 
 
@@ -52,9 +53,10 @@ def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> tup
 class TorchSampler:
     """Implements :class:`rft.rollout.base.RolloutEngine` with the policy's own forward pass."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fast: bool = True) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.fast = fast  # decode steps written out for GPT-2/Llama-style models (rft.rollout.fast_decode)
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
 
@@ -117,6 +119,8 @@ class TorchSampler:
         mask = torch.cat([mask, mask.new_ones((N, T))], dim=-1)  # grows by one column a step (a view)
         width = ids.shape[1]
         next_pos = mask[:, :width].sum(-1, keepdim=True)
+        fast = fast_decoder(self.model, cache) if self.fast else None  # None: the model's own forward
+        attend = mask.bool() if fast is not None and padded else None
         rows = torch.arange(N, device=device)  # original row of each row still in the batch
         done = torch.zeros(N, dtype=torch.bool, device=device)  # finished rows kept until compaction
         tokens_NT = torch.full((N, T), self.pad_id, dtype=torch.long, device=device)
@@ -138,10 +142,14 @@ class TorchSampler:
                 keep = (~done).nonzero().squeeze(-1)
                 cache.batch_select_indices(keep)
                 rows, tok, mask, next_pos, done = rows[keep], tok[keep], mask[keep], next_pos[keep], done[keep]
-            step_mask = mask[:, : width + t + 1] if padded else None
-            out = self.model(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos,
-                             past_key_values=cache, use_cache=True)
-            logits = out.logits[:, -1]
+                attend = attend[keep] if attend is not None else None
+            if fast is not None:
+                logits = fast(tok, next_pos, attend[:, : width + t + 1] if attend is not None else None)
+            else:
+                step_mask = mask[:, : width + t + 1] if padded else None
+                out = self.model(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos,
+                                 past_key_values=cache, use_cache=True)
+                logits = out.logits[:, -1]
             next_pos = next_pos + 1
         result = []
         for row in tokens_NT.tolist():  # cut each row after its first EOS
