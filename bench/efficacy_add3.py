@@ -18,9 +18,15 @@ Sub-commands (run torch work under ``flock /tmp/rft-cpu.lock`` on the shared mac
     python bench/efficacy_add3.py data DATA_DIR                  # export train/val JSONL
     python bench/efficacy_add3.py check-grader DATA_DIR [--model WARM_DIR]
     python bench/efficacy_add3.py passk WARM_DIR DATA_DIR [--k 8 64]
-    python bench/efficacy_add3.py run WARM_DIR DATA_DIR [--set grpo.lr=1e-4 ...] [--json-out F]
+    python bench/efficacy_add3.py run WARM_DIR DATA_DIR [--set grpo.lr=1e-4 ...] [--reward digits] [--json-out F]
+    python bench/efficacy_add3.py diagnose WARM_DIR [RUN_DIR/checkpoints/step_000300 ...] [--n 8]
 
 ``run`` prints one JSON line per evaluation and a summary line with the same keys as the anchor's.
+``--reward digits`` trains on a *different*, shaped reward (``digit_reward``: partial credit per
+right digit); held-out accuracy is still the exact answer (the grader's ``passed``), so its rows
+are comparable in accuracy but not in reward. ``diagnose`` measures, for the warm start and trained
+checkpoints, greedy against sampled accuracy, maj@n, how concentrated the samples are on the greedy
+answer, accuracy per digit, and which greedy answers training changed.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import argparse
 import hashlib
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -55,6 +62,32 @@ def sum_pattern(total: int) -> str:
 GRADER_SPEC = {"type": "regex", "pattern_field": "pattern", "mode": "fullmatch", "flags": ["DOTALL"]}
 
 
+def leading_number(text: str) -> str | None:
+    """The completion's leading digit run without leading zeros (the anchor reads int() of it)."""
+    digits = re.match(r"\d*", text).group()
+    return str(int(digits)) if digits else None
+
+
+def digit_credit(text: str, total: int) -> float:
+    """Share of the sum's digit places the completion gets right, places aligned from the units
+    (the arithmetic alignment: the units digit needs no carry): right places / max(len(answer),
+    len(sum)). 1.0 exactly when the anchor's reward is 1; 0 with no leading digits."""
+    got, want = leading_number(text), str(total)
+    if got is None:
+        return 0.0
+    right = sum(a == b for a, b in zip(reversed(got), reversed(want)))
+    return right / max(len(got), len(want))
+
+
+def digit_reward(prompts: list, completions: list[str], answer: list[int], **_columns) -> list[float]:
+    """A shaped reward in TRL's batch shape for rft's ``python`` grader: ``digit_credit`` per
+    completion. Not the anchor's reward; with ``pass_threshold: 1.0`` its ``passed`` is."""
+    return [digit_credit(c, int(a)) for c, a in zip(completions, answer)]
+
+
+DIGIT_GRADER_SPEC = {"type": "python", "function": f"{Path(__file__).resolve()}:digit_reward", "pass_threshold": 1.0}
+
+
 def rows(pairs: list[tuple[int, int]], prefix: str, task) -> list[dict]:
     return [{"id": f"{prefix}-{i}", "prompt": task.prompt_of(a, b), "answer": a + b, "pattern": sum_pattern(a + b)}
             for i, (a, b) in enumerate(pairs)]
@@ -64,7 +97,7 @@ def cmd_data(args) -> int:
     task = addition_task(args.trl_bench)
     heldout = task.heldout_problems()
     stream = task.TrainStream(PROMPT_SEED, set(heldout))
-    train = stream.take(NUM_TRAIN_PROMPTS)
+    train = stream.take(args.train_prompts)
     assert not set(train) & set(heldout), "a training pair is a held-out pair"
     out = Path(args.data_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,13 +126,13 @@ def probe_completions(sums: list[int], rng: random.Random) -> list[tuple[str, in
 
 
 def cmd_check_grader(args) -> int:
-    """The regex grader agrees with the anchor's is_correct on probes and, optionally, on completions
-    sampled from the warm start with rft's sampler."""
+    """The regex grader, and the shaped digit grader's ``passed`` and score 1.0, agree with the
+    anchor's is_correct on probes and, optionally, on completions sampled from the warm start."""
     from rft.data import Example
     from rft.graders.registry import build
 
     task = addition_task(args.trl_bench)
-    grader = build(GRADER_SPEC)
+    grader, shaped = build(GRADER_SPEC), build(DIGIT_GRADER_SPEC)
     rng = random.Random(0)
     heldout = task.heldout_problems()
     sums = [a + b for a, b in heldout[:100]]
@@ -123,9 +156,11 @@ def cmd_check_grader(args) -> int:
     for text, s in cases:
         ex = Example("x", "p", {"answer": s, "pattern": sum_pattern(s)})
         ours, theirs = bool(grader(text, ex).passed), task.is_correct(text, s)
+        shaped_grade = shaped(text, ex)
         right += theirs
-        if ours != theirs:
-            mismatches.append({"completion": text, "sum": s, "rft": ours, "anchor": theirs})
+        if ours != theirs or bool(shaped_grade.passed) != theirs or (shaped_grade.score == 1.0) != theirs:
+            mismatches.append({"completion": text, "sum": s, "rft": ours, "rft_digits": shaped_grade.score,
+                               "anchor": theirs})
     print(json.dumps({"cases": len(cases), **source, "anchor_right": right, "mismatches": len(mismatches),
                       "examples": mismatches[:10]}))
     return 1 if mismatches else 0
@@ -166,9 +201,13 @@ def cmd_run(args) -> int:
     from efficacy_common import emit, run_rft
 
     overrides = data_overrides(args.model_dir, args.data_dir) + [f"output_dir={args.output_dir}"]
-    label = args.label or ",".join(args.set) or "default"
+    if args.reward == "digits":
+        overrides.append("grader=" + json.dumps(DIGIT_GRADER_SPEC))  # JSON is YAML: the whole spec replaced
+    label = args.label or ",".join(args.set + ([f"reward={args.reward}"] if args.reward != "exact" else [])) or "default"
     name = "add3-" + hashlib.sha256(label.encode()).hexdigest()[:8]
     evals, summary = run_rft(CONFIG, overrides + [f"name={name}"] + args.set, label)
+    summary["reward"] = args.reward
+    summary.update(generated_per_step(Path(summary["run_dir"])))
     warm = Path(args.model_dir) / "warmstart.json"
     if warm.exists():
         info = json.loads(warm.read_text())
@@ -178,12 +217,127 @@ def cmd_run(args) -> int:
     return 0
 
 
+def generated_per_step(run_dir: Path) -> dict:
+    """Completions sampled per step, which dynamic sampling raises above prompts x generations."""
+    from efficacy_common import read_records
+
+    train_recs, _ = read_records(run_dir)
+    keys = sorted({k for r in train_recs for k in r if k.startswith("dynamic/")})
+    return {f"mean_{k.replace('/', '_')}": round(sum(r.get(k, 0.0) for r in train_recs) / len(train_recs), 3)
+            for k in keys}
+
+
+def diagnose_one(model_dir: str, problems: list[tuple[int, int]], task, n: int, temperature: float) -> dict:
+    """Greedy and sampled answers of one model on the held-out problems."""
+    import torch
+
+    from rft.models.load import load_model, load_tokenizer
+    from rft.rollout import SamplingParams, TorchSampler
+
+    tok = load_tokenizer(model_dir)
+    sampler = TorchSampler(load_model(model_dir), tok)
+
+    def greedy(pairs):
+        prompts = [list(tok(task.prompt_of(a, b))["input_ids"]) for a, b in pairs]
+        return [leading_number(g[0].text) for g in sampler.generate(prompts, 1, SamplingParams(8, 0.0))]
+
+    prompts = [list(tok(task.prompt_of(a, b))["input_ids"]) for a, b in problems]
+    sampled = [[c.text for c in g] for g in sampler.generate(prompts, n, SamplingParams(8, temperature),
+                                                              seeds=list(range(len(problems))))]
+    return {"greedy": greedy(problems), "sampled": [[leading_number(t) for t in grp] for grp in sampled],
+            "probe": greedy(UNITS_PROBE)}
+
+
+# 20 random problems for each of the 100 (last digit of a, last digit of b) pairs: the units digit
+# of the sum depends on that pair only, so a model that computed it from the pair would give the
+# same units digit on all 20.
+_probe_rng = random.Random(5)
+UNITS_PROBE = [(_probe_rng.randrange(10, 100) * 10 + c, _probe_rng.randrange(10, 100) * 10 + f)
+               for c in range(10) for f in range(10) for _ in range(20)]
+
+
+def units_consistency(probe_answers: list[str | None]) -> dict:
+    """On UNITS_PROBE: greedy units-digit accuracy, and the mean share of a pair's 20 problems whose
+    greedy units digit is that pair's most common one (1.0: a function of the pair alone)."""
+    from collections import Counter
+
+    right, agree = 0, 0
+    for j in range(100):
+        chunk = probe_answers[20 * j : 20 * (j + 1)]
+        pair = UNITS_PROBE[20 * j]
+        want = str((pair[0] + pair[1]) % 10)
+        units = [a[-1] if a else None for a in chunk]
+        right += sum(u == want for u in units)
+        agree += Counter(units).most_common(1)[0][1]
+    return {"probe_units_acc": right / 2000, "probe_units_same_as_pair_mode": agree / 2000}
+
+
+def diagnosis_metrics(answers: dict, ref: dict | None, sums: list[int]) -> dict:
+    """Greedy vs sampled accuracy, maj@n, pass@n, the share of samples equal to the greedy answer,
+    greedy accuracy per digit place (units first), and, against the reference model, how many greedy
+    answers changed and in which direction."""
+    from collections import Counter
+
+    want = [str(s) for s in sums]
+    g, smp = answers["greedy"], answers["sampled"]
+    n, m = len(sums), len(smp[0])
+    right_g = [a == w for a, w in zip(g, want)]
+    maj = [Counter(grp).most_common(1)[0][0] == w for grp, w in zip(smp, want)]
+    places = {}
+    for p, name in enumerate(["units", "tens", "hundreds", "thousands"]):
+        rows = [(a, w) for a, w in zip(g, want) if len(w) > p]
+        places[name] = round(sum(a is not None and len(a) > p and a[-1 - p] == w[-1 - p] for a, w in rows) / len(rows), 4)
+    out = {
+        "greedy_acc": round(sum(right_g) / n, 4),
+        "sampled_acc": round(sum(a == w for grp, w in zip(smp, want) for a in grp) / (n * m), 4),
+        f"maj@{m}": round(sum(maj) / n, 4),
+        f"pass@{m}": round(sum(w in grp for grp, w in zip(smp, want)) / n, 4),
+        "samples_equal_greedy": round(sum(a == gg for grp, gg in zip(smp, g) for a in grp) / (n * m), 4),
+        "distinct_answers_per_problem": round(sum(len(set(grp)) for grp in smp) / n, 3),
+        "greedy_digit_acc": places,
+        "greedy_wrong_but_sampled_right": round(sum((not r) and w in grp for r, grp, w in zip(right_g, smp, want)) / n, 4),
+        **units_consistency(answers["probe"]),
+    }
+    if ref is not None:
+        ref_right = [a == w for a, w in zip(ref["greedy"], want)]
+        changed = [a != b for a, b in zip(g, ref["greedy"])]
+        out["vs_reference"] = {
+            "greedy_changed": round(sum(changed) / n, 4),
+            "wrong_to_right": sum((not r0) and r1 for r0, r1 in zip(ref_right, right_g)),
+            "right_to_wrong": sum(r0 and not r1 for r0, r1 in zip(ref_right, right_g)),
+            "wrong_to_other_wrong": sum(c and not r0 and not r1 for c, r0, r1 in zip(changed, ref_right, right_g)),
+        }
+    return out
+
+
+def cmd_diagnose(args) -> int:
+    import torch
+
+    torch.set_num_threads(2)
+    task = addition_task(args.trl_bench)
+    problems = task.heldout_problems()
+    sums = [a + b for a, b in problems]
+    results, ref = {}, None
+    for d in args.model_dirs:
+        if Path(d).is_file():  # a run's checkpoints/latest or /best names the step directory
+            d = str(Path(d).parent / Path(d).read_text().strip())
+        answers = diagnose_one(d, problems, task, args.n, args.temperature)
+        results[d] = diagnosis_metrics(answers, ref, sums)
+        ref = ref or answers
+        print(json.dumps({"model": d, **results[d]}), flush=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trl-bench", type=Path, default=DEFAULT_TRL_BENCH, help="the anchor's directory")
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data")
     d.add_argument("data_dir")
+    d.add_argument("--train-prompts", type=int, default=NUM_TRAIN_PROMPTS,
+                   help="training pairs from the anchor's stream (the GRPO runs use 4,096; a long supervised control needs more)")
     c = sub.add_parser("check-grader")
     c.add_argument("data_dir")
     c.add_argument("--model", default=None, help="warm-start directory: also compare on sampled completions")
@@ -198,9 +352,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--label", default=None)
     r.add_argument("--output-dir", default="/tmp/rft-efficacy/runs")
     r.add_argument("--json-out", default=None)
+    r.add_argument("--reward", choices=["exact", "digits"], default="exact",
+                   help="exact: the anchor's reward (the headline); digits: partial credit per right digit (shaped)")
+    g = sub.add_parser("diagnose")
+    g.add_argument("model_dirs", nargs="+", help="the warm start first (the reference for changed answers), then checkpoints")
+    g.add_argument("--n", type=int, default=8, help="samples per held-out problem at --temperature")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--json-out", default=None)
     args = p.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    return {"data": cmd_data, "check-grader": cmd_check_grader, "passk": cmd_passk, "run": cmd_run}[args.cmd](args)
+    return {"data": cmd_data, "check-grader": cmd_check_grader, "passk": cmd_passk, "run": cmd_run,
+            "diagnose": cmd_diagnose}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,11 @@ def row(path: Path) -> str:
     if s.get("scale_rewards") not in (None, "group"):
         bits.append(f"scale {s['scale_rewards']}")
     for o in s.get("overrides", []):
-        if o.startswith(("grpo.warmup_steps", "grpo.num_iterations", "grpo.steps")):
+        if o.startswith(("grpo.warmup_steps", "grpo.num_iterations", "grpo.steps", "grpo.dynamic_sampling",
+                         "grpo.prompts_per_step", "sampling.", "seed=")):
             bits.append(o.removeprefix("grpo."))
+    if s.get("reward") not in (None, "exact"):
+        bits.append(f"**reward {s['reward']} (shaped, not the headline reward)**")
     if s.get("disable_dropout") is False:
         bits.append("dropout on")
     return "| " + " | ".join([
