@@ -207,7 +207,7 @@ def cmd_run(args) -> int:
     name = "add3-" + hashlib.sha256(label.encode()).hexdigest()[:8]
     evals, summary = run_rft(CONFIG, overrides + [f"name={name}"] + args.set, label)
     summary["reward"] = args.reward
-    summary.update(generated_per_step(Path(summary["run_dir"])))
+    summary.update(sample_counts(Path(summary["run_dir"])))
     warm = Path(args.model_dir) / "warmstart.json"
     if warm.exists():
         info = json.loads(warm.read_text())
@@ -217,14 +217,22 @@ def cmd_run(args) -> int:
     return 0
 
 
-def generated_per_step(run_dir: Path) -> dict:
-    """Completions sampled per step, which dynamic sampling raises above prompts x generations."""
+def sample_counts(run_dir: Path) -> dict:
+    """Completions graded over the run and how many of them passed (right answers are what GRPO
+    learns from: compare them with labelled examples in a supervised run), and the groups sampled
+    and kept per step, which dynamic sampling raises above prompts_per_step."""
     from efficacy_common import read_records
 
     train_recs, _ = read_records(run_dir)
+    graded = right = 0.0
+    for r in train_recs:
+        kind = next(k.split("/")[1] for k in r if k.startswith("grader/") and k.endswith("/count"))
+        graded += r[f"grader/{kind}/count"]
+        right += r[f"grader/{kind}/count"] * r[f"grader/{kind}/pass_rate"]
     keys = sorted({k for r in train_recs for k in r if k.startswith("dynamic/")})
-    return {f"mean_{k.replace('/', '_')}": round(sum(r.get(k, 0.0) for r in train_recs) / len(train_recs), 3)
-            for k in keys}
+    return {"completions_graded": int(graded), "completions_right": int(round(right)),
+            **{f"mean_{k.replace('/', '_')}": round(sum(r.get(k, 0.0) for r in train_recs) / len(train_recs), 3)
+               for k in keys}}
 
 
 def diagnose_one(model_dir: str, problems: list[tuple[int, int]], task, n: int, temperature: float) -> dict:
