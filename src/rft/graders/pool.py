@@ -26,9 +26,15 @@ mean wall time of one grade in its worker), plus ``grader/<type>/<component>`` m
 that report ``details["components"]`` (``multi``), so shaping terms are logged apart from
 correctness.
 
+``submit(completions, examples)`` returns at once with a :class:`PendingGrades`; a background
+thread feeds and collects the batch while the caller does other work, and ``wait()`` returns the
+grades (the GRPO loop runs the reference forward meanwhile).
+
 Use one pool from one long-lived thread: on Linux a worker dies with the thread that started it
-(a dead idle worker is replaced on the next batch). Not covered: sharing one grader object across workers (each builds its own), retrying a grade that
-timed out, batch-level reward functions (each grade is one call).
+(a dead idle worker is replaced on the next batch); the background thread of ``submit`` starts and
+kills no worker, it leaves that to ``wait()``. Not covered: sharing one grader object across
+workers (each builds its own), retrying a grade that timed out, batch-level reward functions
+(each grade is one call).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import weakref
 from collections import defaultdict, deque
@@ -113,6 +120,7 @@ class GraderPool:
         self._stats: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._components: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.replaced = 0  # workers killed or lost and replaced, since creation
+        self._pump_thread: threading.Thread | None = None
         self._finalizer = weakref.finalize(self, _shutdown, self._pool)
 
     # -- specs ---------------------------------------------------------------------------------
@@ -132,27 +140,61 @@ class GraderPool:
 
     # -- grading -------------------------------------------------------------------------------
     def grade(self, completions: list[str], examples: list[Example]) -> list[Grade]:
-        return self.submit(completions, examples, _in_flight=4).wait()
+        return self._submit(completions, examples, pump=False).wait()
 
-    def submit(self, completions: list[str], examples: list[Example], _in_flight: int = 2) -> "PendingGrades":
+    def submit(self, completions: list[str], examples: list[Example]) -> "PendingGrades":
         """Start grading and return at once; ``wait()`` on the result returns what :meth:`grade` does.
 
-        With worker processes the first chunks go to the workers now, in bigger chunks (about half
-        the batch in flight), so the caller can run model work (e.g. the reference forward) while they
-        grade; ``wait()`` feeds them the rest and collects. In-process pools (``workers=0``) grade in
+        With worker processes the first chunks go to the workers now and a background thread (the
+        pump) feeds them the rest and collects the grades, so the whole batch is graded while the
+        caller runs model work (e.g. the reference forward). The pump never kills or starts a
+        worker: a timed-out, crashed or failed worker stops it, and ``wait()`` deals with that worker
+        and finishes the batch on the caller's thread. In-process pools (``workers=0``) grade in
         ``wait()``. Bad specs raise here. One batch in flight at a time: ``wait()`` before the next."""
+        return self._submit(completions, examples, pump=True)
+
+    def _submit(self, completions: list[str], examples: list[Example], pump: bool) -> "PendingGrades":
         if len(completions) != len(examples):
             raise ValueError(f"{len(completions)} completions but {len(examples)} examples")
         keys = [self._key_for(ex) for ex in examples]
+        self._join_pump()  # a batch that was never waited for
         pending = PendingGrades(self, completions, examples, keys)
         if self.workers > 0 and completions:
-            n = len(completions)
-            # chunks of 1/(_in_flight * workers) of the batch: grade() keeps 4 per worker for balance
-            chunk = max(1, min(64, n // (self.workers * _in_flight) or 1))
+            # about 4 chunks per worker, so a worker with slow grades does not hold up the batch
+            chunk = max(1, min(64, len(completions) // (self.workers * 4) or 1))
             pending.results, pending.queue = self._start(completions, examples, keys, chunk)
+            if pump:
+                self._pump_thread = threading.Thread(target=self._pump, args=(pending,), name="rft-grader-pump",
+                                                     daemon=True)
+                self._pump_thread.start()
         return pending
 
+    def _pump(self, pending: "PendingGrades") -> None:
+        """Background half of :meth:`submit`: feed idle workers and collect grades until the batch is
+        done or a worker needs killing, replacing or reporting (left to ``wait()``: a worker started
+        from this thread would die with it)."""
+        try:
+            remaining = sum(r is None for r in pending.results)  # type: ignore[union-attr]
+            while remaining:
+                if not self._feed(pending.queue, replace=False):
+                    return
+                done, trouble = self._receive(pending.results)  # type: ignore[arg-type]
+                remaining -= done
+                if trouble:
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the caller by wait()
+            pending.error = e
+
+    def _join_pump(self) -> None:
+        if self._pump_thread is not None:
+            self._pump_thread.join()
+            self._pump_thread = None
+
     def _finish(self, pending: "PendingGrades") -> list[Grade]:
+        self._join_pump()
+        if pending.error is not None:
+            raise RuntimeError(f"grading in the background failed: {type(pending.error).__name__}: {pending.error}") \
+                from pending.error
         completions, examples, keys = pending.completions, pending.examples, pending.keys
         if self.workers == 0:
             results = self._grade_in_process(completions, examples, keys)
@@ -189,7 +231,9 @@ class GraderPool:
         self._feed(queue)
         return results, queue
 
-    def _feed(self, queue: deque[list[Item]]) -> None:
+    def _feed(self, queue: deque[list[Item]], replace: bool = True) -> bool:
+        """Hand a chunk to each idle worker. A worker found dead is replaced, or with ``replace=False``
+        left for the caller's thread: returns False then."""
         for slot, worker in enumerate(self._pool):
             if not worker.pending and queue:
                 chunk = queue.popleft()
@@ -197,9 +241,12 @@ class GraderPool:
                     self._dispatch(worker, chunk)
                 except OSError:  # it died while idle (OOM killer, its parent thread exited)
                     queue.appendleft(chunk)
+                    if not replace:
+                        return False
                     _kill(worker)
                     self.replaced += 1
                     self._pool[slot] = self._spawn()
+        return True
 
     def _drain(self, results: list[Any], queue: deque[list[Item]]) -> list[Any]:
         remaining = sum(r is None for r in results)
@@ -225,12 +272,24 @@ class GraderPool:
 
     def _collect(self, results: list[Any], queue: deque[list[Item]]) -> int:
         """Wait for the next events; store results; handle timeouts and crashes. Returns #results."""
+        done, trouble = self._receive(results)
+        for slot, worker, lost, timed_out in trouble:
+            if not worker.ready:
+                _kill(worker)
+                raise RuntimeError(f"a grader worker failed to start (exit code {worker.proc.exitcode})")
+            done += self._replace(slot, worker, results, queue, timed_out=timed_out and not lost)
+        return done
+
+    def _receive(self, results: list[Any]) -> tuple[int, list[tuple[int, _Worker, bool, bool]]]:
+        """Wait for the next events and store the grades that came. Returns (#results, the workers
+        in trouble as (slot, worker, lost, timed out)): lost or timed out, or failed to start."""
         now = time.monotonic()
         busy = [w for w in self._pool if w.pending and w.ready]
         deadlines = [w.clock + self._timeout_for(w.pending[0][1]) for w in busy]
         wait_s = max(0.0, min(deadlines) - now) if deadlines else 1.0
         wait([w.conn for w in self._pool] + [w.proc.sentinel for w in self._pool], timeout=wait_s)
         done = 0
+        trouble = []
         for slot, worker in enumerate(list(self._pool)):
             lost = False
             try:
@@ -247,13 +306,12 @@ class GraderPool:
             except (EOFError, OSError):
                 lost = True
             lost = lost or not worker.proc.is_alive()
-            if not worker.ready and (lost or time.monotonic() - worker.started > STARTUP_TIMEOUT_S):
-                _kill(worker)
-                raise RuntimeError(f"a grader worker failed to start (exit code {worker.proc.exitcode})")
-            timed_out = worker.pending and worker.ready and time.monotonic() - worker.clock > self._timeout_for(worker.pending[0][1])
-            if lost or timed_out:
-                done += self._replace(slot, worker, results, queue, timed_out=bool(timed_out and not lost))
-        return done
+            failed_start = not worker.ready and (lost or time.monotonic() - worker.started > STARTUP_TIMEOUT_S)
+            timed_out = bool(worker.pending and worker.ready
+                             and time.monotonic() - worker.clock > self._timeout_for(worker.pending[0][1]))
+            if failed_start or (worker.ready and lost) or timed_out:
+                trouble.append((slot, worker, lost, timed_out))
+        return done, trouble
 
     def _replace(self, slot: int, worker: _Worker, results: list[Any], queue: deque[list[Item]], timed_out: bool) -> int:
         """Kill ``worker``, fail its grade in flight, requeue the rest of its chunk, start a new one."""
@@ -313,6 +371,7 @@ class GraderPool:
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
+        self._join_pump()
         _shutdown(self._pool)
         self._graders.clear()
         self._specs.clear()
@@ -334,6 +393,7 @@ class PendingGrades:
     keys: list[str]
     results: list[Any] | None = None
     queue: deque[list[Item]] = field(default_factory=deque)
+    error: BaseException | None = None  # what stopped the background pump, raised by wait()
     _grades: list[Grade] | None = None
 
     def wait(self) -> list[Grade]:
