@@ -14,10 +14,11 @@ sampling the grades decide the refills, so every round grades before the next on
 step runs in sequence.
 
 Each phase is timed under its own name (``time/<phase>``) in ``metrics.jsonl``; the phases do not
-overlap in the loop's own time, so they add up to about ``step_s``. ``time/grade`` is the time the
-loop spends in the pool (submitting and waiting for grades), not the graders' work, part of which
-ran during ``time/ref_logprobs``; what one grade costs in its worker is
-``grader/<type>/latency_ms``. ``time/advantages`` includes building the token batch. A step is one
+overlap in the loop's own time, so rollout to update add up to about ``step_s``. ``time/grade`` is
+the time the loop spends in the pool (submitting and waiting for grades), not the graders' work,
+part of which ran during ``time/ref_logprobs`` (on a machine with few cores, graders that use CPU
+slow that forward down); what one grade costs in its worker is ``grader/<type>/latency_ms``.
+``time/advantages`` includes building the token batch. A step is one
 rollout batch of ``prompts_per_step`` groups of ``num_generations`` completions, followed by
 ``num_iterations`` optimizer updates. Validation (greedy pass@1 on the held-out split) runs before
 step 1 and every ``eval.every`` steps; the best model by validation is kept in ``checkpoints/best``.
