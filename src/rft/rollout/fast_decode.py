@@ -53,15 +53,8 @@ def _attend(q_NHD: torch.Tensor, k_NHLD: torch.Tensor, v_NHLD: torch.Tensor, att
 
 
 def _write(layer: SlabLayer, k_NHD: torch.Tensor, v_NHD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Append one position to a slab layer; the filled keys and values."""
-    L = layer.length
-    if L >= layer.max_len:
-        raise RuntimeError(f"SlabLayer: {L + 1} positions exceed the preallocated {layer.max_len}")
-    layer.k_slab[:, :, L].copy_(k_NHD)
-    layer.v_slab[:, :, L].copy_(v_NHD)
-    layer.length = L + 1
-    layer.keys, layer.values = layer.k_slab[:, :, : L + 1], layer.v_slab[:, :, : L + 1]
-    return layer.keys, layer.values
+    """Append one position to a slab layer (its own ``update``); the filled keys and values."""
+    return layer.update(k_NHD.unsqueeze(2), v_NHD.unsqueeze(2))
 
 
 def _gpt2(model: nn.Module, layers: list[SlabLayer]) -> DecodeStep | None:
