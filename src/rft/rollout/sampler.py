@@ -120,7 +120,6 @@ class TorchSampler:
         width = ids.shape[1]
         next_pos = mask[:, :width].sum(-1, keepdim=True)
         fast = fast_decoder(self.model, cache) if self.fast else None  # None: the model's own forward
-        attend = mask.bool() if fast is not None and padded else None
         rows = torch.arange(N, device=device)  # original row of each row still in the batch
         done = torch.zeros(N, dtype=torch.bool, device=device)  # finished rows kept until compaction
         tokens_NT = torch.full((N, T), self.pad_id, dtype=torch.long, device=device)
@@ -142,11 +141,10 @@ class TorchSampler:
                 keep = (~done).nonzero().squeeze(-1)
                 cache.batch_select_indices(keep)
                 rows, tok, mask, next_pos, done = rows[keep], tok[keep], mask[keep], next_pos[keep], done[keep]
-                attend = attend[keep] if attend is not None else None
+            step_mask = mask[:, : width + t + 1] if padded else None
             if fast is not None:
-                logits = fast(tok, next_pos, attend[:, : width + t + 1] if attend is not None else None)
+                logits = fast(tok, next_pos, step_mask.bool() if padded else None)
             else:
-                step_mask = mask[:, : width + t + 1] if padded else None
                 out = self.model(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos,
                                  past_key_values=cache, use_cache=True)
                 logits = out.logits[:, -1]
