@@ -88,3 +88,48 @@ def test_plain_path_for_wrapped_models_gives_the_same_logprobs(tiny_model_dir):
         plain, _ = completion_logprobs(_Wrapper(model), batch)
     m = batch.completion_mask_BC
     assert torch.allclose(shared, plain * m, atol=1e-5)
+
+
+def test_chunked_head_matches_full_logits_in_value_entropy_and_gradients(monkeypatch):
+    """HeadLogprobs over several chunks equals log_softmax of the full logits, gradients included
+    (h, W and b), at a temperature; float64 so that only a wrong formula can differ."""
+    import rft.grpo.logprobs as lp
+
+    monkeypatch.setattr(lp, "HEAD_CHUNK_ELEMENTS", 3 * 11)  # 3 tokens of an 11-token vocabulary per chunk
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(10, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(11, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn(11, dtype=torch.float64, generator=gen, requires_grad=True)
+    t = torch.randint(0, 11, (10,), generator=gen)
+    g = torch.randn(10, dtype=torch.float64, generator=gen)
+    logp, ent = lp.HeadLogprobs.apply(h, w, b, t, 0.7, True)
+    (logp * g).sum().backward()
+    ours = [x.grad.clone() for x in (h, w, b)]
+    for x in (h, w, b):
+        x.grad = None
+    full = torch.log_softmax((h @ w.T + b) / 0.7, -1)
+    want = full.gather(-1, t[:, None]).squeeze(-1)
+    (want * g).sum().backward()
+    assert torch.allclose(logp.double(), want, atol=1e-6)
+    assert torch.allclose(ent.double(), -(full.exp() * full).sum(-1), atol=1e-6)
+    for a, x in zip(ours, (h, w, b)):
+        assert torch.allclose(a, x.grad, atol=1e-10), (a - x.grad).abs().max()
+
+
+def test_chunked_head_passes_gradcheck():
+    from rft.grpo.logprobs import HeadLogprobs
+
+    gen = torch.Generator().manual_seed(1)
+    h = torch.randn(4, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(6, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    t = torch.randint(0, 6, (4,), generator=gen)
+    assert torch.autograd.gradcheck(lambda h, w: HeadLogprobs.apply(h, w, None, t, 1.3, False)[0], (h, w))
+
+
+def test_split_model_only_for_architectures_whose_head_is_plain(tiny_model_dir):
+    from rft.grpo.logprobs import split_model
+
+    model = load_model(tiny_model_dir)
+    split = split_model(model)
+    assert split is not None and split.head is model.lm_head and split.body is model.model
+    assert split_model(_Wrapper(model)) is None
