@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rft.models.compat import cache_kwargs
 from rft.rollout.base import Completion, SamplingParams
 from rft.rollout.fast_decode import fast_decoder
 from rft.rollout.kv_cache import decode_cache
@@ -109,7 +110,7 @@ class TorchSampler:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         padded = bool((mask == 0).any())
         out = self.model(input_ids=ids, attention_mask=mask if padded else None, position_ids=pos,
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+                         use_cache=True, logits_to_keep=1, **cache_kwargs(self.model, cache))
         logits = out.logits[:, -1]
         if n > 1:  # share the prefill: repeat cache, mask and logits for the G samples of each prompt
             cache.batch_repeat_interleave(n)
@@ -146,7 +147,7 @@ class TorchSampler:
                 logits = fast(tok, next_pos, step_mask.bool() if padded else None)
             else:
                 out = self.model(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos,
-                                 past_key_values=cache, use_cache=True)
+                                 use_cache=True, **cache_kwargs(self.model, cache))
                 logits = out.logits[:, -1]
             next_pos = next_pos + 1
         result = []
