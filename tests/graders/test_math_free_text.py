@@ -57,6 +57,8 @@ AUTO_REFUSALS = [
      "differs from"),
     ("overlong_answer", "2", "The answer is $" + "1+" * 200 + "1$.", "Solve.", "longer than 300"),
     ("padding_before_the_answer", "72", "filler " * 5000 + "The answer is 72.", "Solve.", "max_completion_chars"),
+    ("hedge_between_a_word_and_the_value", "1234", "none or 1,234", "Solve.", "hedged"),
+    ("later_answer_label_without_a_value", "1234", "Answer: 1,234\nAnswer: none", "Solve.", "'Answer:' after"),
 ]
 
 
@@ -107,6 +109,8 @@ LAST_CASES = [
     ("comma_list_is_several_numbers", "3", "The values are 1,2,3", True, "3"),
     ("fraction_gold_through_math_verify", "\\frac{1}{2}", "So each gets 0.5 of it.", True, "0.5"),
     ("same_value_joined_by_or_is_no_hedge", "72", "72, or in words 72", True, "72"),
+    ("hedge_word_far_before_the_number", "5", "Either way, the total is 5.", True, "5"),
+    ("answer_label_before_the_number", "72", "Final answer: 72", True, "72"),
 ]
 
 
@@ -124,6 +128,9 @@ LAST_REFUSALS = [
     ("hedge_between_the_last_two", "73", "It is 72 or 73.", "hedged"),
     ("hedge_either_or", "6", "Either 5 or 6 apples.", "hedged"),
     ("two_different_boxes", "72", "\\boxed{73} \\boxed{72}", "conflicting final answers"),
+    ("hedge_between_a_word_and_the_number", "1,234", "none or 1,234", "hedged"),
+    ("hedge_word_right_before_the_number", "72", "It is maybe 72.", "hedged"),
+    ("later_answer_label_without_a_number", "1,234", "Answer: 1,234\nAnswer: none", "'Answer:' after"),
     ("padding", "72", "filler " * 5000 + "72", "max_completion_chars"),
 ]
 
@@ -187,8 +194,8 @@ def test_last_number_says_why_not():
 
 @pytest.mark.parametrize("mode", ["auto", "last_number"])
 def test_audit_finds_no_hole_in_the_free_text_modes(mode):
-    examples = [Example(f"g{i}", f"Tom has {a} apples and buys {b} more. How many now?", {"answer": str(a + b)})
-                for i, (a, b) in enumerate([(48, 24), (120, 7), (5, 995)])]
+    examples = [Example(f"g{i}", f"Tom has {a} apples and buys {b} more. How many now?", {"answer": f"{a + b:,}"})
+                for i, (a, b) in enumerate([(48, 24), (120, 7), (1200, 34)])]  # "1,234": its wrong answer is a word
     result = audit({"type": "math", "extract": mode}, examples)
     assert result.attacks_run >= 10 * len(examples)
     assert result.holes == [], [(h.attack, h.completion[:60], h.reason) for h in result.holes]

@@ -25,9 +25,11 @@ Formula: score = 1 if the single extracted final answer is mathematically equiva
    The free-text modes (``auto``, ``last_number``) also reject: a completion over
    ``max_completion_chars`` (default 32,000, ~8k tokens: the last number after 100,000 characters of
    filler is no answer), a completion that only repeats the prompt (``reject_echo``), two different
-   ``\\boxed{}`` contents, and a hedge word in the answer's sentence from its first digit, ``$`` or
-   ``\\`` on ("it is 2 or 3" fails, "Either way, it is 5" passes; ``last_number`` looks between
-   the last two numbers).
+   ``\\boxed{}`` contents, a hedge word in the answer's sentence from its first digit, ``$`` or
+   ``\\`` on or right before it ("it is 2 or 3" and "none or 5" fail, "Either way, it is 5"
+   passes; ``last_number`` looks between the last two numbers and right before the last), and an
+   ``Answer:`` label after the answer read ("Answer: 5\\nAnswer: none": the last stated answer is
+   not the one read).
 3. Parse gold and answer with math-verify (LaTeX, then plain expressions). The gold is parsed
    strictly: if it yields no SymPy value the row is skipped (``passed=None``, counted) rather than
    rewarded or punished. Then ``math_verify.verify(gold, answer)``.
@@ -63,7 +65,7 @@ from typing import Any
 from rft.data import Example
 from rft.graders.base import Grade
 from rft.graders.bounded import BoundExceeded, RemoteError, call_bounded
-from rft.graders.math_text import HEDGE, answer_sentence, last_number, numbers_equal, plain_number
+from rft.graders.math_text import HEDGE, answer_sentence, last_number, later_answer_label, numbers_equal, plain_number
 from rft.graders.specs import SpecReader
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -294,6 +296,8 @@ class MathGrader:
         if answer is not None:
             details["extracted"] = answer[:200]
             refused = self._refuse_answer(answer, gold, example, answer_sentence(completion, *span))
+            if not refused and later_answer_label(completion, span[1]):
+                refused = "an 'Answer:' after the extracted answer states no answer math-verify reads"
             if refused:
                 return Grade(0.0, False, refused, details)
         if result["status"] == "no_answer":

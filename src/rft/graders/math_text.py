@@ -8,9 +8,11 @@ books."), which the marker modes (``boxed``, ``tag``, ``hash``) score 0 for lack
 leading minus (``-`` or ``−``, only when not glued to a word or digit, so ``10-3`` is 10 and 3), an
 optional ``$``, digits with optional thousands separators (``1,234,567``; ``12,34`` is two numbers)
 and an optional decimal part (``3.50``). A trailing ``%`` or unit is ignored (``25%`` reads 25,
-``101 books`` 101). The last one wins (``"The answer is 12. Wait, 13."`` -> 13), except that a hedge
-word ("or", "either", "maybe", ...) between the last two numbers, inside one sentence and with
-different values, refuses the answer (``"72 or 73"``).
+``101 books`` 101). The last one wins (``"The answer is 12. Wait, 13."`` -> 13), except that these
+refuse the answer: a hedge word ("or", "either", "maybe", ...) between the last two numbers, inside
+one sentence and with different values (``"72 or 73"``), or right before the last number
+(``"none or 72"``, ``"maybe 72"``); and an ``Answer:`` label after the last number (the last stated
+answer holds no number: ``"Answer: 72\\nAnswer: none"``).
 
 Not covered by ``last_number``: fractions and expressions (``3/4`` reads 4 -- use ``auto``),
 exponents and scientific notation (``1e5``), a bare ``.5`` without its leading zero, numbers glued
@@ -36,6 +38,10 @@ _NUMBER = re.compile(
 _PLAIN_NUMBER = re.compile(r"\s*[-\u2212]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s*%?\s*")
 _SENTENCE_END = re.compile(r"\n|[.!?](?:\$|\\\))?(?=\s|$)")  # "x = 3.$ Then" ends one too
 _MATH_START = re.compile(r"[\d$\\]")
+# A hedge word right before the answer ("none or 1,234", "maybe 72"): a hedge between a word and a value.
+_HEDGE_BEFORE = re.compile(r"(?:\bor|\\lor|\\vee|\beither|\bneither|\bmaybe|\bpossibly)[\s(]*$", re.IGNORECASE)
+# An "Answer:" label (also "**Answer:**", "Final answer:"): after the answer read, it states another one.
+_ANSWER_LABEL = re.compile(r"\banswer\s*\**\s*:", re.IGNORECASE)
 SENTENCE_REACH = 200  # characters a hedge is looked for on each side of the answer, at most
 
 
@@ -82,14 +88,22 @@ def last_number(text: str) -> tuple[Number | None, str]:
     if not found:
         return None, "no number found"
     last = found[-1]
-    if len(found) > 1:
-        before = found[-2]
-        gap = text[before.end : last.start]
+    before = found[-2] if len(found) > 1 else None
+    gap = text[before.end if before else 0 : last.start]
+    hedge = _HEDGE_BEFORE.search(gap)
+    if hedge is None and before is not None and before.value != last.value and not _SENTENCE_END.search(gap):
         hedge = HEDGE.search(gap)
-        if hedge and before.value != last.value and not _SENTENCE_END.search(gap):
-            shown = text[before.start : last.end]
-            return None, f"hedged answer ({hedge.group(0)!r}): {shown[:60]!r}"
+    if hedge:
+        shown = text[(before.start if before else hedge.start()) : last.end]
+        return None, f"hedged answer ({hedge.group(0).strip()!r}): {shown[-60:]!r}"
+    if later_answer_label(text, last.end):
+        return None, "an 'Answer:' after the last number holds no number"
     return last, ""
+
+
+def later_answer_label(text: str, end: int) -> bool:
+    """An "Answer:" label after position ``end``: the answer read there is not the last one stated."""
+    return _ANSWER_LABEL.search(text, end) is not None
 
 
 def numbers_equal(a: Number, b: Number, rel_tol: float) -> bool:
@@ -102,13 +116,16 @@ def numbers_equal(a: Number, b: Number, rel_tol: float) -> bool:
 
 def answer_sentence(text: str, start: int, end: int) -> str:
     """The sentence around ``text[start:end]`` (at most ``SENTENCE_REACH`` characters either side),
-    from its first digit, ``$`` or ``\\`` on: where "2 or 3" shows, and "Either way, the answer
-    is 5" does not."""
+    from its first digit, ``$`` or ``\\`` on -- or from a hedge word right before that: where
+    "2 or 3" and "none or 5" show, and "Either way, the answer is 5" does not."""
     lo = max(0, start - SENTENCE_REACH)
     begin = max((m.end() for m in _SENTENCE_END.finditer(text, lo, start)), default=lo)
     after = _SENTENCE_END.search(text, end, min(len(text), end + SENTENCE_REACH))
     finish = after.start() if after else min(len(text), end + SENTENCE_REACH)
     sentence = text[begin:finish]
     first = _MATH_START.search(sentence)
-    return sentence[first.start() :] if first else sentence
+    if first is None:
+        return sentence
+    hedge = _HEDGE_BEFORE.search(sentence, 0, first.start())
+    return sentence[hedge.start() if hedge else first.start() :]
 
