@@ -62,15 +62,20 @@ class Example:
         return row
 
 
-def example_from_row(row: Any, where: str) -> Example:
-    """Build an Example from a parsed JSON row; ``where`` ("file.jsonl:12") goes into errors."""
+def example_from_row(row: Any, where: str, *, require_prompt: bool = True) -> Example:
+    """Build an Example from a parsed JSON row; ``where`` ("file.jsonl:12") goes into errors.
+
+    ``require_prompt=False`` (rows that are only graded, as in ``rft grade``) reads a row with
+    neither ``prompt`` nor ``messages``, or with an empty one, as having the empty prompt ``""``."""
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}; write one object per line")
     if "prompt" in row and "messages" in row:
         raise DataError(f"{where}: has both 'prompt' and 'messages'; keep one (messages for chat models)")
     if "prompt" not in row and "messages" not in row:
-        raise DataError(f"{where}: missing field 'prompt'; every row needs a 'prompt' (a string or chat messages) "
-                        "or 'messages' (OpenAI chat format)")
+        if require_prompt:
+            raise DataError(f"{where}: missing field 'prompt'; every row needs a 'prompt' (a string or chat messages) "
+                            "or 'messages' (OpenAI chat format)")
+        row = {**row, "prompt": ""}
     key = "prompt" if "prompt" in row else "messages"
     prompt = row[key]
     if isinstance(prompt, list):
@@ -82,7 +87,7 @@ def example_from_row(row: Any, where: str) -> Example:
                         f"got {type(prompt).__name__}")
     elif not isinstance(prompt, str):
         raise DataError(f"{where}: 'prompt' must be a string or a list of chat messages, got {type(prompt).__name__}")
-    if isinstance(prompt, str) and not prompt.strip():
+    if isinstance(prompt, str) and not prompt.strip() and require_prompt:
         raise DataError(f"{where}: 'prompt' is empty; remove the row or give it a prompt")
     grader = row.get("grader")
     if grader is not None and not (isinstance(grader, dict) and "type" in grader):
@@ -116,8 +121,9 @@ def raise_collected(path: Path, errors: list[str], what: str) -> None:
         raise DataError(f"{path}: {len(errors)} {what}:\n  {shown}{more}")
 
 
-def read_jsonl(path: str | Path) -> list[Example]:
-    """Read a JSONL file of examples; every bad line is reported with its number."""
+def read_jsonl(path: str | Path, *, require_prompt: bool = True) -> list[Example]:
+    """Read a JSONL file of examples; every bad line is reported with its number.
+    ``require_prompt=False``: see :func:`example_from_row`."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; check data.train_file / data.val_file")
@@ -134,7 +140,7 @@ def read_jsonl(path: str | Path) -> list[Example]:
                 errors.append(f"{where}: invalid JSON ({e.msg} at column {e.colno})")
                 continue
             try:
-                ex = example_from_row(row, where)
+                ex = example_from_row(row, where, require_prompt=require_prompt)
             except DataError as e:
                 errors.append(str(e))
                 continue

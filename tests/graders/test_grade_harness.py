@@ -92,3 +92,33 @@ def test_bad_input_exits_2_with_one_line(tmp_path, data, capsys, case_id):
     assert status == 2
     assert message in err, err
     assert err.startswith("error: ") and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_rft_grade_needs_no_prompt(tmp_path):
+    """`rft grade` reads an item and a sample, like OpenAI's /graders/run: rows without a prompt are
+    graded, and graders that read the prompt (the math echo guard, {{ item.prompt }}) see ''."""
+    from rft.cli import main
+
+    data = write_jsonl(tmp_path / "items.jsonl", [
+        {"id": "m", "answer": "101", "completion": "74 + 27 = \\boxed{101}"},
+        {"id": "e", "answer": "42", "completion": "\\boxed{6*7}"},  # no prompt to echo: graded as 42
+        {"id": "w", "answer": "5", "completion": "\\boxed{4}"},
+    ])
+    out = tmp_path / "g.jsonl"
+
+    def grade(spec: str) -> list[tuple[str, bool]]:
+        argv = ["grade", "--grader", spec, "--data", str(data), "--out", str(out), "--workers", "0", "--quiet"]
+        assert main(argv) == 0
+        return [(r["id"], r["passed"]) for r in map(json.loads, out.read_text().splitlines())]
+
+    assert grade('{"type": "math"}') == [("m", True), ("e", True), ("w", False)]
+    templated = '{"type": "string_check", "operation": "eq", "input": "{{ item.prompt }}x", "reference": "x"}'
+    assert grade(templated) == [("m", True), ("e", True), ("w", True)]
+
+
+def test_training_data_without_prompt_still_names_the_line(tmp_path):
+    from rft.data import DataError, read_jsonl
+
+    data = write_jsonl(tmp_path / "train.jsonl", [{"prompt": "2+2?", "answer": "4"}, {"answer": "6"}])
+    with pytest.raises(DataError, match=r"train\.jsonl:2: missing field 'prompt'"):
+        read_jsonl(data)

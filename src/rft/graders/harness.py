@@ -5,6 +5,9 @@
 - SPEC is a JSON/YAML file or inline JSON (``'{"type": "math"}'``).
 - Completions come from a ``completion`` field (a string) in each data row, or from a parallel
   JSONL file with one line per data row, each a JSON string or an object with ``completion``.
+- A data row needs no ``prompt`` (OpenAI's ``/graders/run`` takes an item and a sample): a row
+  without one is graded with the empty prompt, so prompt-reading checks (the math grader's echo
+  guard, ``{{ item.prompt }}``) find nothing to compare. Training data still requires a prompt.
 - Prints a table (row, id, score, passed, reason) and a summary (mean, pass rate, skipped, errors,
   timeouts, per-grader metrics); ``--out`` writes one JSON object per row
   (``line, id, score, passed, reason, details``), atomically.
@@ -98,7 +101,7 @@ def _read_completions(path: Path, expected: int) -> list[str]:
 def load_rows(data: str, completions: str | None) -> list[Row]:
     path = Path(data)
     try:
-        examples = read_jsonl(path)
+        examples = read_jsonl(path, require_prompt=False)  # grading reads an item and a sample, no prompt
     except DataError as e:
         raise InputError(" ".join(str(e).split())) from None
     lines = _data_lines(path)

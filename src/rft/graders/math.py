@@ -7,23 +7,52 @@ Formula: score = 1 if the single extracted final answer is mathematically equiva
    ``boxed`` (default) -- the last ``\\boxed{..}`` / ``\\fbox{..}``; every earlier box must hold the
    same text, otherwise the answers conflict and the score is 0 (hedging by boxing two values);
    ``tag`` -- the text of exactly one ``<answer>..</answer>`` (``tag`` names it);
-   ``hash`` -- the rest of exactly one line starting with ``####`` (GSM8K style).
+   ``hash`` -- the rest of exactly one line starting with ``####`` (GSM8K style);
+   ``auto`` -- the answer math-verify itself finds in free text (its ``parse`` with
+   ``LatexExtractionConfig()`` + ``ExprExtractionConfig()``): the strongest anchor wins -- "final
+   answer is X" and ``\\boxed{X}``, then "answer: X", then "answer ... X", then any LaTeX, number or
+   expression -- and among equals the rightmost, so "The answer is 5. ... The answer is 7." is 7: a
+   self-correction counts, and writing several answers earns what the last one earns, never more;
+   ``last_number`` -- the last number in the text, compared as a number (:mod:`rft.graders.math_text`
+   says what counts as a number and what does not).
+   When to use which: a marker mode when the prompt asks for a marker (only a marker tells the
+   answer from the working); ``auto`` for models that answer in sentences ("The shop sold
+   74 + 27 = 101 books.") -- ``boxed`` scores every such answer 0; ``last_number`` for integer or
+   decimal golds (GSM8K) when cost matters: it needs no child process for a plain-number gold.
 2. Reject hedges in the answer ("2 or 3", ``2 \\lor 3``, "either"), answers over
    ``max_answer_chars``, and (``reject_echo``, default on) an answer of 3+ characters that differs
    from the gold's text but appears verbatim in the prompt ("\\boxed{6*7}" for "What is 6*7?").
+   The free-text modes (``auto``, ``last_number``) also reject: a completion over
+   ``max_completion_chars`` (default 32,000, ~8k tokens: the last number after 100,000 characters of
+   filler is no answer), a completion that only repeats the prompt (``reject_echo``), two different
+   ``\\boxed{}`` contents, a hedge word in the answer's sentence from its first digit, ``$`` or
+   ``\\`` on or right before it ("it is 2 or 3" and "none or 5" fail, "Either way, it is 5"
+   passes; ``last_number`` looks between the last two numbers and right before the last), and an
+   ``Answer:`` label after the answer read ("Answer: 5\\nAnswer: none": the last stated answer is
+   not the one read).
 3. Parse gold and answer with math-verify (LaTeX, then plain expressions). The gold is parsed
    strictly: if it yields no SymPy value the row is skipped (``passed=None``, counted) rather than
    rewarded or punished. Then ``math_verify.verify(gold, answer)``.
 4. Guard against math-verify's absolute rounding (6 decimals), which calls ``1/2004!`` and
    ``1/2006!`` equal: when both sides are plain numbers, they must also agree relatively --
    exactly (to 1e-12 at 50 digits) when neither side has a decimal point, within ``rel_tol``
-   when one does (so 0.333333 still equals 1/3).
+   when one does (so 0.333333 still equals 1/3). ``last_number`` applies the same rule itself
+   when the gold is a plain number ("72", "1,234", "-3.5"), and sends any other gold
+   ("\\frac{1}{2}") through steps 3-4 with the number as the answer.
 
 Bounds: steps 3-4 run in a child process (``bounded.call_bounded``) killed after ``timeout_s`` and
 limited to ``memory_mb``: ``9^{9^{9^9}}`` or ``10000000!`` cost one timeout, never a hung worker.
+With ``auto`` the extraction itself (SymPy parsing candidates of untrusted text) runs there too.
 
 Not covered: units ("5 cm"), word answers ("five"), multiple-choice letters beyond plain symbols,
 relative guarding of numbers inside sets/tuples/intervals (those use math-verify's comparison).
+``auto`` inherits math-verify's anchors: in "To answer this we need 3 apples. ... 12" the "answer"
+anchor wins and 3 is the answer; values joined by "and" or commas become one set; an answer split
+over several boxes is refused as a conflict.
+
+``details["extracted"]`` (maj@n votes on it) is the answer's text: with ``auto`` as math-verify
+writes it ("1234" for "1,234", "25" for "25%", normalised LaTeX), with ``last_number`` the number
+without separators or trailing zeros ("1234.5" for "1,234.50"); None when nothing was found.
 """
 
 from __future__ import annotations
@@ -36,10 +65,12 @@ from typing import Any
 from rft.data import Example
 from rft.graders.base import Grade
 from rft.graders.bounded import BoundExceeded, RemoteError, call_bounded
+from rft.graders.math_text import HEDGE, answer_sentence, last_number, later_answer_label, numbers_equal, plain_number
 from rft.graders.specs import SpecReader
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_HEDGE = re.compile(r"\bor\b|\\lor\b|\\vee\b|\beither\b|\bneither\b|\bmaybe\b|\bpossibly\b", re.IGNORECASE)
+MARKER_MODES = ("boxed", "tag", "hash")
+FREE_TEXT_MODES = ("auto", "last_number")
 
 
 def boxed_contents(text: str) -> list[str]:
@@ -93,14 +124,37 @@ def _as_math(text: str) -> str:
     return text if "$" in text or "\\(" in text or "\\[" in text else f"${text}$"
 
 
-def parse_and_verify(gold: str, answer: str, rel_tol: float) -> dict[str, Any]:
-    """Runs in the bounded child: parse both sides, verify, apply the relative guard."""
-    import sympy  # imported in the child only: the parent never pays for SymPy
-    from math_verify import parse, verify
+def _gold_values(gold: str) -> list[Any]:
+    from math_verify import parse
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # we bound time ourselves; no warnings
-    gold_parsed = [g for g in parse(_as_math(gold), fallback_mode="no_fallback", parsing_timeout=None)]
-    gold_values = [g for g in gold_parsed if not isinstance(g, str)]
+    parsed = parse(_as_math(gold), fallback_mode="no_fallback", parsing_timeout=None)
+    return [g for g in parsed if not isinstance(g, str)]
+
+
+def _compare(gold_values: list[Any], answer_values: list[Any], rel_tol: float) -> dict[str, Any]:
+    """``math_verify.verify``, then the relative guard of step 4 on the first value of each side."""
+    import sympy  # imported in the child only: the parent never pays for SymPy
+    from math_verify import verify
+
+    if not verify(gold_values, answer_values, timeout_seconds=None):
+        return {"status": "different"}
+    g, a = gold_values[0], answer_values[0]
+    if isinstance(g, sympy.Expr) and isinstance(a, sympy.Expr) and g.is_number and a.is_number:
+        diff = abs(sympy.N(g - a, 50))
+        scale = max(abs(sympy.N(g, 50)), abs(sympy.N(a, 50)))
+        inexact = g.has(sympy.Float) or a.has(sympy.Float)
+        tol = rel_tol if inexact else 1e-12
+        if diff > tol * scale:
+            return {"status": "different", "guard": f"relative difference {float(diff / scale):.3g} > {tol:g}"}
+    return {"status": "equal"}
+
+
+def parse_and_verify(gold: str, answer: str, rel_tol: float) -> dict[str, Any]:
+    """Runs in the bounded child: parse both sides, verify, apply the relative guard."""
+    from math_verify import parse
+
+    gold_values = _gold_values(gold)
     if not gold_values:
         return {"status": "gold_unparseable"}
     answer_parsed = parse(_as_math(answer), fallback_mode="no_fallback", parsing_timeout=None)
@@ -109,17 +163,45 @@ def parse_and_verify(gold: str, answer: str, rel_tol: float) -> dict[str, Any]:
     if not answer_values:
         return {**out, "status": "answer_unparseable"}
     out["answer_parsed"] = str(answer_values[0])[:200]
-    if not verify(gold_values, answer_values, timeout_seconds=None):
-        return {**out, "status": "different"}
-    g, a = gold_values[0], answer_values[0]
-    if isinstance(g, sympy.Expr) and isinstance(a, sympy.Expr) and g.is_number and a.is_number:
-        diff = abs(sympy.N(g - a, 50))
-        scale = max(abs(sympy.N(g, 50)), abs(sympy.N(a, 50)))
-        inexact = g.has(sympy.Float) or a.has(sympy.Float)
-        tol = rel_tol if inexact else 1e-12
-        if diff > tol * scale:
-            return {**out, "status": "different", "guard": f"relative difference {float(diff / scale):.3g} > {tol:g}"}
-    return {**out, "status": "equal"}
+    return {**out, **_compare(gold_values, answer_values, rel_tol)}
+
+
+def final_answer(text: str) -> tuple[Any, str, int, int] | None:
+    """math-verify's own final answer of free ``text``: ``(value, as_text, start, end)`` or None.
+
+    The loop of ``math_verify.parser.extract_target_from_pred`` (math-verify 0.9) with the default
+    configs of ``parse``, kept here because ``parse`` returns the value but not where it was found
+    (the hedge check reads that sentence): patterns by priority, at each priority the rightmost
+    match first, the first one that parses wins. ``tests/graders/test_math_free_text.py`` checks
+    that the value is ``parse``'s own on every vector."""
+    from itertools import groupby
+
+    from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig, extract_match, get_extraction_regexes
+
+    targets = get_extraction_regexes([LatexExtractionConfig(), ExprExtractionConfig()])
+    patterns = sorted(((p, t, prio) for pats, t in targets for p, prio in pats), key=lambda x: x[2])
+    for _, group in groupby(patterns, key=lambda x: x[2]):
+        matches = sorted(((m, t) for p, t, _ in group for m in p.finditer(text)),
+                         key=lambda mt: (mt[0].end(), -mt[0].start()), reverse=True)
+        for match, target in matches:
+            value, as_text = extract_match(match, target)
+            if value is not None:
+                return value, as_text, match.start(), match.end()
+    return None
+
+
+def extract_and_verify(gold: str, completion: str, rel_tol: float) -> dict[str, Any]:
+    """Runs in the bounded child: the final answer of ``completion`` (``extract: auto``), verified."""
+    gold_values = _gold_values(gold)
+    if not gold_values:
+        return {"status": "gold_unparseable"}
+    found = final_answer(completion)
+    out: dict[str, Any] = {"gold_parsed": str(gold_values[0])[:200]}
+    if found is None:
+        return {**out, "status": "no_answer"}
+    value, as_text, start, end = found
+    out.update(extracted=as_text, span=(start, end), answer_parsed=str(value)[:200])
+    return {**out, **_compare(gold_values, [value], rel_tol)}
 
 
 @dataclass(frozen=True)
@@ -132,56 +214,128 @@ class MathGrader:
     timeout_s: float = 3.0
     memory_mb: int = 2048
     reject_echo: bool = True
+    max_completion_chars: int = 32_000  # free-text modes only
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "MathGrader":
-        r = SpecReader.open(
-            spec, "math", ["answer_field", "extract", "tag", "max_answer_chars", "rel_tol", "timeout_s", "memory_mb", "reject_echo"]
-        )
+        r = SpecReader.open(spec, "math", ["answer_field", "extract", "tag", "max_answer_chars", "rel_tol", "timeout_s",
+                                           "memory_mb", "reject_echo", "max_completion_chars"])
         tag = r.text("tag", "answer")
         if not re.fullmatch(r"[A-Za-z][\w-]*", tag):
             raise r.error("tag", "not a tag name", "use letters, digits, '_' or '-', e.g. 'answer'")
+        extract = r.choice("extract", "boxed", MARKER_MODES + FREE_TEXT_MODES)
+        if r.has("max_completion_chars") and extract not in FREE_TEXT_MODES:
+            raise r.error("max_completion_chars", f"only read by extract 'auto' or 'last_number', not {extract!r}",
+                          "remove it, or set extract to 'auto' or 'last_number'")
         return cls(
             answer_field=r.text("answer_field", "answer"),
-            extract=r.choice("extract", "boxed", ["boxed", "tag", "hash"]),
+            extract=extract,
             tag=tag,
             max_answer_chars=r.integer("max_answer_chars", 300, lo=1, hi=100_000),
             rel_tol=float(r.number("rel_tol", 1e-4, lo=0.0, hi=0.5) or 0.0),
             timeout_s=float(r.number("timeout_s", 3.0, lo=0.01, hi=600) or 3.0),
             memory_mb=r.integer("memory_mb", 2048, lo=256),
             reject_echo=r.flag("reject_echo", True),
+            max_completion_chars=r.integer("max_completion_chars", 32_000, lo=1, hi=10_000_000),
         )
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        gold = example.get(self.answer_field)
-        if gold is None or isinstance(gold, (dict, list, bool)) or str(gold).strip() == "":
+        raw_gold = example.get(self.answer_field)
+        if raw_gold is None or isinstance(raw_gold, (dict, list, bool)) or str(raw_gold).strip() == "":
             return Grade(0.0, None, f"example has no usable '{self.answer_field}' field", {"skipped": True})
+        gold = str(raw_gold)
+        if self.extract in FREE_TEXT_MODES:
+            refused = self._refuse_free_text(completion, gold, example)
+            if refused:
+                return Grade(0.0, False, refused, {"extracted": None})
+            if self.extract == "auto":
+                return self._grade_auto(completion, gold, example)
+            return self._grade_last_number(completion, gold)
         answer, why = extract_answer(completion, self.extract, self.tag)
         if answer is None:
             return Grade(0.0, False, why, {"extracted": None})
-        details: dict[str, Any] = {"extracted": answer[:200], "gold": str(gold)[:200]}
+        details: dict[str, Any] = {"extracted": answer[:200], "gold": gold[:200]}
+        refused = self._refuse_answer(answer, gold, example)
+        if refused:
+            return Grade(0.0, False, refused, details)
+        result = self._bounded(parse_and_verify, (gold, answer, self.rel_tol), details)
+        return result if isinstance(result, Grade) else self._verdict(result, answer, gold, details)
+
+    def _refuse_answer(self, answer: str, gold: str, example: Example, sentence: str = "") -> str:
+        """Why the extracted answer is refused (step 2), or "" when it is not."""
         if len(answer) > self.max_answer_chars:
-            return Grade(0.0, False, f"answer longer than {self.max_answer_chars} characters", details)
+            return f"answer longer than {self.max_answer_chars} characters"
         if not answer.strip():
-            return Grade(0.0, False, "empty final answer", details)
-        hedge = _HEDGE.search(answer)
+            return "empty final answer"
+        hedge = HEDGE.search(answer) or HEDGE.search(sentence)
         if hedge:
-            return Grade(0.0, False, f"hedged answer ({hedge.group(0)!r}): {answer[:60]!r}", details)
-        if self.reject_echo and _echoes_prompt(answer, str(gold), example):
-            return Grade(0.0, False, f"answer {answer[:60]!r} only echoes the prompt", details)
+            shown = answer if HEDGE.search(answer) else sentence
+            return f"hedged answer ({hedge.group(0)!r}): {shown[:60]!r}"
+        if self.reject_echo and _echoes_prompt(answer, gold, example):
+            return f"answer {answer[:60]!r} only echoes the prompt"
+        return ""
+
+    def _refuse_free_text(self, completion: str, gold: str, example: Example) -> str:
+        """Why a free-text completion is refused before any answer is read from it, or ""."""
+        if len(completion) > self.max_completion_chars:
+            return f"completion longer than max_completion_chars={self.max_completion_chars}"
+        if self.reject_echo and _echoes_prompt(completion, gold, example):  # its last number is the prompt's
+            return "the completion only echoes the prompt"
+        boxes = {" ".join(b.split()) for b in boxed_contents(completion)}
+        if len(boxes) > 1:
+            return f"conflicting final answers {sorted(boxes)[:4]}"
+        return ""
+
+    def _grade_auto(self, completion: str, gold: str, example: Example) -> Grade:
+        details: dict[str, Any] = {"extracted": None, "gold": gold[:200]}
+        result = self._bounded(extract_and_verify, (gold, completion, self.rel_tol), details)
+        if isinstance(result, Grade):
+            return result
+        answer = result.pop("extracted", None)
+        span = result.pop("span", None)
+        if answer is not None:
+            details["extracted"] = answer[:200]
+            refused = self._refuse_answer(answer, gold, example, answer_sentence(completion, *span))
+            if not refused and later_answer_label(completion, span[1]):
+                refused = "an 'Answer:' after the extracted answer states no answer math-verify reads"
+            if refused:
+                return Grade(0.0, False, refused, details)
+        if result["status"] == "no_answer":
+            return Grade(0.0, False, "no final answer found", details)
+        return self._verdict(result, answer or "", gold, details)
+
+    def _grade_last_number(self, completion: str, gold: str) -> Grade:
+        found, why = last_number(completion)
+        if found is None:
+            return Grade(0.0, False, why, {"extracted": None})
+        answer = found.canonical
+        details: dict[str, Any] = {"extracted": answer, "gold": gold[:200]}
+        if found.end - found.start > self.max_answer_chars:
+            return Grade(0.0, False, f"answer longer than {self.max_answer_chars} characters", details)
+        gold_number = plain_number(gold)
+        if gold_number is None:  # "\frac{1}{2}", "3/4": math-verify compares, in the bounded child
+            result = self._bounded(parse_and_verify, (gold, answer, self.rel_tol), details)
+            return result if isinstance(result, Grade) else self._verdict(result, answer, gold, details)
+        ok = numbers_equal(found, gold_number, self.rel_tol)
+        return Grade(float(ok), ok, f"{answer} {'equals' if ok else 'differs from'} gold {gold[:60]}", details)
+
+    def _bounded(self, fn: Any, args: tuple[Any, ...], details: dict[str, Any]) -> dict[str, Any] | Grade:
+        """``fn(*args)`` in the bounded child, or the Grade that says why it stopped."""
         try:
-            result = call_bounded(parse_and_verify, (str(gold), answer, self.rel_tol), self.timeout_s, self.memory_mb)
+            return call_bounded(fn, args, self.timeout_s, self.memory_mb)
         except BoundExceeded as e:
             kind = "Timeout" if e.timeout else "BoundExceeded"
             return Grade(0.0, False, f"math check stopped: {e}", {**details, "error": kind, "timeout": e.timeout})
         except RemoteError as e:
             return Grade(0.0, False, f"math check failed: {e}"[:300], {**details, "error": e.type_name})
+
+    def _verdict(self, result: dict[str, Any], answer: str, gold: str, details: dict[str, Any]) -> Grade:
         details.update({k: v for k, v in result.items() if k != "status"})
         status = result["status"]
         if status == "gold_unparseable":
-            return Grade(0.0, None, f"gold {str(gold)[:60]!r} does not parse; row skipped", {**details, "skipped": True})
+            return Grade(0.0, None, f"gold {gold[:60]!r} does not parse; row skipped", {**details, "skipped": True})
         if status == "answer_unparseable":
             return Grade(0.0, False, f"answer {answer[:60]!r} does not parse", details)
         ok = status == "equal"
         verdict = "equals" if ok else "differs from"
-        return Grade(float(ok), ok, f"{answer[:60]} {verdict} gold {str(gold)[:60]}", details)
+        return Grade(float(ok), ok, f"{answer[:60]} {verdict} gold {gold[:60]}", details)
