@@ -150,6 +150,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rft.eval_command import eval_command
+
+    eval_command(args.models, args.data, grader=args.grader, checkpoint=args.checkpoint, samples=args.samples,
+                 max_new_tokens=args.max_new_tokens, temperature=args.temperature, batch_size=args.batch_size,
+                 seed=args.seed, dtype=args.dtype, device=args.device, workers=args.workers, threads=args.threads,
+                 out=args.out, json_line=args.json, quiet=args.quiet)
+    return 0
+
+
 def _end_of_run_report(run_dir: Any, console: Any) -> None:
     """The HTML report at the end of a run; a failure is a warning on stderr, never a failed run."""
     from rft.report.html import write_report_or_warn
@@ -207,6 +217,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="latest", help="latest (default), best or step_N")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "eval", help="held-out pass@1 (pass@k, maj@k) of models and run checkpoints on a data file; several compare",
+        description="Greedy pass@1 and mean reward (and, with --samples K, pass@k and maj@k) of each model on --data, "
+        "with training's prompt rendering and grading. One row per MODEL_OR_RUN_DIR; every row uses the same "
+        "settings: a flag when given, else the first run directory's config.yaml, else defaults.")
+    p.add_argument("models", nargs="+", metavar="MODEL_OR_RUN_DIR",
+                   help="a model directory or name (as model.path takes, e.g. embedded), an adapter written by rft "
+                   "export, or a run directory (rft train: its --checkpoint; rft sft NAME-sft: its model/)")
+    p.add_argument("--data", required=True, help="examples: .jsonl (prompt or chat messages rows), .json, .parquet, "
+                   ".csv or a save_to_disk directory")
+    p.add_argument("--grader", help="default grader: spec file (JSON/YAML) or inline JSON (default: the run's grader, "
+                   "else each row's own 'grader'); rows that name their own keep it")
+    p.add_argument("--checkpoint", help="for run directories: latest (default, as rft export), best or step_N")
+    p.add_argument("--samples", type=int, default=0, metavar="K",
+                   help="also sample K completions per example for pass@1..K and maj@K (default 0: greedy only)")
+    p.add_argument("--max-new-tokens", type=int, help="default: the run's sampling.max_new_tokens, else 256")
+    p.add_argument("--temperature", type=float, help="for --samples (default: the run's sampling.temperature, "
+                   "else 1.0; top_p and top_k come from the run)")
+    p.add_argument("--batch-size", type=int, help="prompts per greedy batch (default: the run's eval.batch_size, 512)")
+    p.add_argument("--seed", type=int, help="sampling seed (default: the run's seed, else 0)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                   help="default: the run's model.dtype, else float32")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when there is one)")
+    p.add_argument("--workers", type=int, help="grader worker processes (-1: one per core, 0: in-process; default: "
+                   "the run's grading.workers, else 0)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    p.add_argument("--out", help="write a JSON file: the summary (data, settings, per-model metrics) with each "
+                   "model's per-example greedy rows (id, prompt, completion, score, passed, reason)")
+    p.add_argument("--json", action="store_true", help="print the summary (without rows) as one JSON line instead "
+                   "of the table")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="tiny model -> SFT warm start -> GRPO, with accuracy before and after")
     p.add_argument("--steps", type=int, help="GRPO steps (default from the demo config)")

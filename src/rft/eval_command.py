@@ -1,0 +1,328 @@
+"""``rft eval``: held-out greedy pass@1 (and sampled pass@k, maj@k) of models and run checkpoints on
+a data file, with the prompt rendering and grading that training validates with.
+
+    rft eval MODEL_OR_RUN_DIR [MODEL_OR_RUN_DIR ...] --data FILE [--grader SPEC] [--samples K] [--out FILE]
+
+Each positional argument is one row of the table:
+
+- a model: anything ``model.path`` accepts (:func:`rft.models.load.resolve_model_path`: a directory
+  written by ``save_pretrained``, ``embedded``), or a LoRA adapter directory written by
+  ``rft export`` (loaded onto the base its ``adapter_config.json`` names);
+- a run directory (it has ``config.yaml``): of an ``rft train`` run, the checkpoint ``--checkpoint``
+  names -- ``latest`` by default (what ``rft export`` writes by default), ``best`` or ``step_N``;
+  a LoRA checkpoint is the base named by the run's ``model.path`` plus the saved adapter, as
+  resuming and ``rft export`` load it. Of an ``rft sft`` ``NAME-sft`` directory, its ``model/``.
+
+What is shared with validation during training (``rft.grpo.train.validate``): prompts encoded by
+:func:`rft.evaluate.encode_prompt` (chat messages through the tokenizer's chat template), greedy
+decoding on the built-in sampler, grading through a :class:`GraderPool` (rows that name their own
+grader keep it; the default grader grades the others), and the metrics of
+:func:`rft.evaluate.evaluate` and :func:`rft.evaluate.sampled_pass_at_k`, called as validation calls
+them (its sampling seed and batching). So on a run's own held-out rows, with the run's settings,
+device and dtype, ``rft eval`` reproduces the ``val/*`` numbers the run logged for that checkpoint.
+
+One set of settings applies to every model, so that rows compare: a flag when given, else the first
+run directory's ``config.yaml`` (grader -- its ``grader`` or its task's --, ``sampling``
+max_new_tokens / temperature / top_p / top_k, ``eval.batch_size``, ``grading``, ``model.dtype``,
+``seed``), else the config defaults with 256 new tokens.
+
+Not covered: the vLLM backend and several GPUs (one process, the built-in sampler); per-model
+settings within one command; per-sample rows of the sampled metrics (rows are greedy).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from rft.config import Config, ConfigError, load_config
+from rft.console import Console
+from rft.data import DataError, Example, read_dataset, require_chat_template
+from rft.evaluate import encode_prompt, evaluate, sampled_pass_at_k
+from rft.export import find_checkpoint
+from rft.graders.base import SpecError
+from rft.graders.harness import InputError, load_spec
+from rft.graders.pool import GraderPool
+from rft.graders.registry import build
+from rft.models.load import (ModelError, context_length, load_model, load_tokenizer, resolve_device,
+                             resolve_model_path)
+from rft.models.lora import ADAPTER_CONFIG, is_adapter_dir, load_adapter
+from rft.rollout.base import SamplingParams
+from rft.rollout.sampler import TorchSampler
+from rft.runs import RunDir, atomic_write_text
+
+DEFAULT_MAX_NEW_TOKENS = 256  # without a run's config: room for a short reasoned answer
+# grpo.train.validate seeds its sampled pass@k with seed + this; the same stream reproduces its numbers
+VALIDATION_SEED_OFFSET = 104_729
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one positional argument names: where the weights and tokenizer load from."""
+
+    arg: str
+    source: Path  # model directory, checkpoint, SFT model/ or adapter directory
+    base: Path | None = None  # the base model under a LoRA adapter
+    checkpoint: str | None = None  # checkpoint directory name, for a run directory
+    step: int | None = None
+    cfg: Config | None = None  # the run's config, for a run directory
+
+
+@dataclass(frozen=True)
+class Settings:
+    grader: dict[str, Any] | None  # the default grader; None: every row names its own
+    max_new_tokens: int
+    samples: int
+    temperature: float
+    top_p: float
+    top_k: int
+    batch_size: int
+    seed: int
+    dtype: str
+    device: str
+    workers: int
+    timeout_s: float
+
+
+@dataclass
+class ModelResult:
+    target: Target
+    metrics: dict[str, float]
+    seconds: float  # decoding and grading, model loading excluded
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- what to evaluate ------------------------------------------------------------------------
+
+
+def resolve_target(arg: str, checkpoint: str | None) -> Target:
+    path = Path(arg).expanduser()
+    if (path / "config.yaml").is_file():
+        return _run_target(arg, RunDir(path), checkpoint or "latest")
+    if is_adapter_dir(path) and not (path / "config.json").is_file():  # `rft export` of a LoRA run
+        base = json.loads((path / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+        if not base:
+            raise ModelError(f"{arg}: a LoRA adapter without base_model_name_or_path in {ADAPTER_CONFIG}; "
+                             "pass the run directory instead, or write merged weights with `rft export --merged`")
+        return Target(arg, path, base=resolve_model_path(base))
+    try:
+        return Target(arg, resolve_model_path(arg))
+    except ModelError as e:
+        raise ModelError(f"{arg!r} is neither a run directory (no config.yaml) nor a model: {e}") from None
+
+
+def _run_target(arg: str, run: RunDir, which: str) -> Target:
+    cfg = load_config(run.config_path)
+    if run.checkpoints_dir.is_dir():
+        source = find_checkpoint(run, which)
+        state = source / "trainer_state.json"
+        step = json.loads(state.read_text())["step"] if state.is_file() else None
+    elif (run.path / "model" / "config.json").is_file():  # an SFT run: one final model, no checkpoints
+        if which != "latest":
+            raise ConfigError(f"--checkpoint {which}: {run.path} is an SFT run with one final model (model/) and no "
+                              "checkpoints; drop --checkpoint")
+        source = run.path / "model"
+        meta = source / "rft_sft.json"
+        step = json.loads(meta.read_text()).get("steps") if meta.is_file() else None
+    else:
+        raise FileNotFoundError(f"{run.path}: no checkpoints/ (nor an SFT model/) to evaluate; train the run first, "
+                                "or pass a model directory")
+    # a LoRA checkpoint holds the adapter alone: the base is the run's model.path, as resuming loads it
+    base = resolve_model_path(cfg.model.path) if is_adapter_dir(source) else None
+    return Target(arg, source, base, source.name, step, cfg)
+
+
+def load_target(t: Target, dtype: str, device: str) -> tuple[Any, Any]:
+    """(model, tokenizer) the way ``rft export`` loads a checkpoint: the adapter onto its base."""
+    if t.base is not None:
+        model = load_adapter(load_model(t.base, dtype, device), t.source, trainable=False)
+    else:
+        model = load_model(t.source, dtype, device)
+    return model, load_tokenizer(t.source)
+
+
+# -- settings and grader ---------------------------------------------------------------------
+
+
+def run_grader(cfg: Config) -> dict[str, Any] | None:
+    """The grader a run trained with: its ``grader``, else its built-in task's own spec."""
+    if cfg.grader is not None or cfg.data.task is None:
+        return cfg.grader
+    from rft.tasks import TASKS
+
+    return TASKS[cfg.data.task.name](cfg.data.task, cfg.seed)[2]  # the task brings its spec; ~0.1 s to make
+
+
+def resolve_settings(targets: list[Target], grader: str | None, max_new_tokens: int | None, samples: int,
+                     temperature: float | None, batch_size: int | None, seed: int | None, dtype: str | None,
+                     device: str, workers: int | None) -> Settings:
+    run_cfg = next((t.cfg for t in targets if t.cfg is not None), None)
+    cfg = run_cfg or Config()
+    for flag, value, low in (("--max-new-tokens", max_new_tokens, 1), ("--samples", samples, 0),
+                             ("--batch-size", batch_size, 1), ("--workers", workers, -1)):
+        if value is not None and value < low:
+            raise ConfigError(f"{flag} {value}: must be >= {low}")
+    if temperature is not None and temperature <= 0:
+        raise ConfigError(f"--temperature {temperature}: must be > 0 (greedy pass@1 is always reported)")
+    if grader is not None:
+        try:
+            spec = load_spec(grader)
+        except InputError as e:
+            raise ConfigError(str(e)) from None
+    else:
+        spec = run_grader(run_cfg) if run_cfg is not None else None
+    sc = cfg.sampling
+    return Settings(
+        grader=spec,
+        max_new_tokens=max_new_tokens or (sc.max_new_tokens if run_cfg else DEFAULT_MAX_NEW_TOKENS),
+        samples=samples, temperature=temperature or sc.temperature, top_p=sc.top_p, top_k=sc.top_k,
+        batch_size=batch_size or cfg.eval.batch_size, seed=cfg.seed if seed is None else seed,
+        dtype=dtype or cfg.model.dtype, device=_device(device),
+        workers=cfg.grading.workers if workers is None else workers, timeout_s=cfg.grading.timeout_s,
+    )
+
+
+def _device(name: str) -> str:
+    try:
+        return str(resolve_device(name))
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r}: not a device; use cpu, cuda, cuda:N or auto") from None
+
+
+def check_graders(spec: dict[str, Any] | None, examples: list[Example], data: str) -> None:
+    """Every row has a grader, and every distinct spec builds, before any model is loaded."""
+    if spec is None:
+        bare = [e for e in examples if e.grader is None]
+        if bare:
+            raise ConfigError(f"no grader: --grader is not given, no run directory names one, and {len(bare)} row(s) "
+                              f"of {data} name none (e.g. {bare[0].where}); pass --grader SPEC (a JSON/YAML file, or "
+                              "inline JSON such as '{\"type\": \"math\"}')")
+    else:
+        try:
+            build(spec)
+        except SpecError as e:
+            raise ConfigError(f"--grader: {e}") from None
+    seen: set[str] = set()
+    for e in examples:
+        key = json.dumps(e.grader, sort_keys=True, default=str)
+        if e.grader is not None and key not in seen:
+            seen.add(key)
+            try:
+                build(e.grader)
+            except SpecError as err:
+                raise DataError(f"{e.where}: field 'grader': {err}") from None
+
+
+def check_prompts(tokenizer: Any, model: Any, examples: list[Example], max_new_tokens: int, arg: str) -> None:
+    """Chat rows need a chat template, and every prompt plus the new tokens fits the context (as
+    ``open_session`` checks for training), so a bad row fails before decoding starts."""
+    require_chat_template(tokenizer, examples)
+    ctx = context_length(model)
+    for e in examples:
+        n = len(encode_prompt(tokenizer, e))
+        if n + max_new_tokens > ctx:
+            raise DataError(f"{e.where}: prompt is {n} tokens + max_new_tokens={max_new_tokens} > the context of "
+                            f"{arg} ({ctx}); lower --max-new-tokens, shorten the prompt or drop the row")
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+def evaluate_target(t: Target, examples: list[Example], st: Settings, pool: GraderPool) -> ModelResult:
+    """Greedy pass@1 (and sampled pass@k / maj@k) of one model, as ``validate`` computes them."""
+    model, tok = load_target(t, st.dtype, st.device)
+    check_prompts(tok, model, examples, st.max_new_tokens, t.arg)
+    sampler = TorchSampler(model, tok)
+    t0 = time.perf_counter()
+    res = evaluate(sampler, tok, pool, examples, st.max_new_tokens, st.batch_size)
+    metrics = {**res.metrics, **pool.pop_stats()}
+    if st.samples:
+        params = SamplingParams(st.max_new_tokens, st.temperature, st.top_p, st.top_k)
+        gen = torch.Generator().manual_seed(st.seed + VALIDATION_SEED_OFFSET)
+        sampled = sampled_pass_at_k(sampler, tok, pool, examples, st.samples, params, gen,
+                                    max(1, st.batch_size // st.samples))
+        metrics.update({f"sampled/{k}": v for k, v in {**sampled, **pool.pop_stats()}.items()})
+    seconds = time.perf_counter() - t0
+    del sampler, model  # one model in memory at a time
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return ModelResult(t, metrics, seconds, res.rows)
+
+
+def summary(results: list[ModelResult], st: Settings, data: str, n: int, rows: bool) -> dict[str, Any]:
+    settings = {k: v for k, v in asdict(st).items() if k not in ("workers", "timeout_s")}
+    models = []
+    for r in results:
+        entry: dict[str, Any] = {"model": r.target.arg, "path": str(r.target.source),
+                                 "base": str(r.target.base) if r.target.base else None,
+                                 "checkpoint": r.target.checkpoint, "step": r.target.step,
+                                 "seconds": round(r.seconds, 3), "metrics": r.metrics}
+        if rows:
+            entry["rows"] = r.rows
+        models.append(entry)
+    return {"data": data, "examples": n, "settings": settings, "models": models}
+
+
+def render(console: Console, results: list[ModelResult], st: Settings, n: int) -> None:
+    """One row per model. Narrow terminals wrap the model name, never a number."""
+    sampled = f"; pass@k and maj@k from {st.samples} samples at temperature {st.temperature:g}" if st.samples else ""
+    table = Table(title=f"rft eval: {n} examples, up to {st.max_new_tokens} new tokens{sampled}",
+                  title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True)
+    ks = sorted(int(k.split("@")[1]) for k in results[0].metrics if k.startswith("sampled/pass@"))
+    table.add_column("model", overflow="fold", min_width=12)
+    table.add_column("checkpoint", overflow="fold", min_width=10)
+    heads = ["greedy\npass@1", "mean\nreward", *[f"{'sampled' if k == 1 else ''}\npass@{k}" for k in ks]]
+    heads += [f"\nmaj@{st.samples}"] if st.samples else []
+    for head in [*heads, "\nseconds"]:
+        table.add_column(head, justify="right", no_wrap=True)
+    for r in results:
+        m = r.metrics
+        cells = [m["pass@1"], m["mean_reward"], *[m[f"sampled/pass@{k}"] for k in ks]]
+        cells += [m[f"sampled/maj@{st.samples}"]] if st.samples else []
+        checkpoint = re.sub(r"^step_0*(?=\d)", "step_", r.target.checkpoint or "-")  # step_000050 -> step_50
+        table.add_row(escape(r.target.arg), checkpoint, *[f"{c:.3f}" for c in cells], f"{r.seconds:.1f}")
+    console.print(table)
+
+
+def eval_command(models: list[str], data: str, *, grader: str | None = None, checkpoint: str | None = None,
+                 samples: int = 0, max_new_tokens: int | None = None, temperature: float | None = None,
+                 batch_size: int | None = None, seed: int | None = None, dtype: str | None = None,
+                 device: str = "auto", workers: int | None = None, threads: int | None = None,
+                 out: str | None = None, json_line: bool = False, quiet: bool = False) -> list[ModelResult]:
+    """Run ``rft eval``: every input is checked before the first model loads; bad input raises the
+    errors :func:`rft.cli.user_errors` reports as one line with exit status 2."""
+    console = Console(quiet, json_lines=json_line)
+    targets = [resolve_target(m, checkpoint) for m in models]
+    st = resolve_settings(targets, grader, max_new_tokens, samples, temperature, batch_size, seed, dtype, device,
+                          workers)
+    if not Path(data).exists():  # read_dataset's own message names the config fields, not the flag
+        raise DataError(f"--data {data}: no such file or directory")
+    examples = read_dataset(data)
+    check_graders(st.grader, examples, data)
+    if threads:
+        torch.set_num_threads(threads)
+    results = []
+    with GraderPool(st.grader, st.workers, st.timeout_s) as pool:
+        for t in targets:
+            which = f" ({t.checkpoint}, step {t.step})" if t.checkpoint else ""
+            console.print(f"evaluating {escape(t.arg)}{which} on {len(examples)} examples")
+            results.append(evaluate_target(t, examples, st, pool))
+    render(console, results, st, len(examples))
+    if out is not None:
+        text = json.dumps(summary(results, st, data, len(examples), rows=True), ensure_ascii=False, default=str)
+        atomic_write_text(Path(out), text + "\n")
+        console.print(f"wrote the summary and {len(examples)} rows per model to {out}")
+    if json_line:
+        print(json.dumps(summary(results, st, data, len(examples), rows=False), default=str), flush=True)
+    return results
