@@ -6,6 +6,10 @@ A grader is built from a spec dict by ``rft.graders.build(spec)`` and called as
 Model output is untrusted. A grader must never raise into the training loop: :func:`safe_grade`
 turns an exception into score 0 with the reason recorded (``details["error"]``), and the trainer
 counts those in its metrics.
+
+What counts as a pass is decided in one place, :func:`passed_of`, which every pass count reads
+(pass@1, pass@k, maj@n, the grader pool's ``pass_rate``, ``rft grade``, ``rft doctor``): the
+grader's own verdict when it gives one, else whether the score reaches :data:`PASS_SCORE`.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ class Grade:
     """The result of grading one completion.
 
     score:   the reward; correctness graders return a value in [0, 1].
-    passed:  True/False when the grader has a notion of pass, None when it cannot say
-             (e.g. an unparseable gold answer: skipped, not rewarded, counted).
+    passed:  True/False when the grader has a notion of pass (e.g. a ``pass_threshold``), None
+             when it does not say (a python grader without ``pass_threshold``; a shaping penalty)
+             or cannot say (an unparseable gold answer: ``details["skipped"]``, not rewarded,
+             counted). Read it through :func:`passed_of`, never directly.
     reason:  short and human readable ("extracted 42, expected 41").
     details: structured data for logs and reports.
     """
@@ -36,6 +42,11 @@ class Grade:
     def errored(self) -> bool:
         return "error" in self.details
 
+    @property
+    def skipped(self) -> bool:
+        """The grader could not judge this row (a data problem: no gold, a gold that does not parse)."""
+        return bool(self.details.get("skipped"))
+
 
 class SpecError(ValueError):
     """A grader spec is invalid; the message names the field and the fix."""
@@ -46,6 +57,33 @@ class Grader(Protocol):
     """Anything callable as ``grader(completion, example) -> Grade``."""
 
     def __call__(self, completion: str, example: Example) -> Grade: ...
+
+
+# The full score of a correctness grader (scores in [0, 1]): a grade that gives no verdict of its own
+# passes when its score reaches it. A grader whose scores mean something else declares its pass
+# line itself (``pass_threshold`` on python, multi and text_similarity specs) and so returns a verdict.
+PASS_SCORE = 1.0
+# Scores a weighted sum or a formula computes may fall short of 1.0 by rounding (3 x 1/3).
+_PASS_ROUNDING = 1e-9
+
+
+def passed_of(grade: Grade) -> bool:
+    """Whether ``grade`` counts as a pass, wherever passes are counted:
+
+    - an errored grade (``details["error"]``: exception, timeout, crash, bad return) never passes;
+    - a skipped grade (``details["skipped"]``: score 0, passed None) never passes;
+    - ``passed`` True/False: the grader's own verdict;
+    - ``passed`` None: ``score >= PASS_SCORE`` (1.0, less 1e-9 of rounding): full marks pass,
+      partial credit does not.
+
+    Not covered: a grader without a verdict whose full score is not 1 (a python grader returning
+    0..10): give its spec a ``pass_threshold``, or every score >= 1 counts as a pass.
+    """
+    if grade.errored or grade.skipped:
+        return False
+    if grade.passed is not None:
+        return bool(grade.passed)
+    return grade.score >= PASS_SCORE - _PASS_ROUNDING
 
 
 def safe_grade(grader: Grader, completion: str, example: Example) -> Grade:
