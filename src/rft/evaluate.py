@@ -1,7 +1,9 @@
 """Held-out evaluation: greedy pass@1, mean reward per grader, and sampled pass@k / maj@k.
 
 Reuses the rollout engine and the graders. ``pass@1`` is the share of examples whose greedy
-completion the grader marks passed (``Grade.passed``); ``mean_reward`` the mean score, and
+completion passes (:func:`rft.graders.base.passed_of`: the grader's verdict, else full score);
+``skipped`` the count of rows the grader could not judge (``details["skipped"]``, counted as not
+passed); ``mean_reward`` the mean score, and
 ``reward/<grader type>`` (plus ``reward/<type>/<component>`` for ``multi`` graders) the same per
 grader. With ``track_fields`` it also reports, per field F, the share of greedy answers equal to
 ``example[F]`` where that value is wrong (e.g. ``match_sloppy``: how often the model still writes
@@ -25,7 +27,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from rft.data import Example
-from rft.graders.base import Grade
+from rft.graders.base import Grade, passed_of
 from rft.graders.pool import GraderPool
 from rft.rollout.base import RolloutEngine, SamplingParams
 
@@ -48,10 +50,11 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, example: Example) -> list[
 def wrong_answer_share(pool: GraderPool, texts: list[str], examples: list[Example], field_name: str) -> float:
     """Share of greedy answers equal to ``example[field_name]``, counted only over the examples where
     that value is itself graded wrong (e.g. the sloppy annotator's answer when it differs from the
-    truth): 0 means the model never writes the known-wrong answer."""
+    truth): judged and not passed (:func:`passed_of`); a skipped or errored verdict on the value
+    leaves its example out. 0 means the model never writes the known-wrong answer."""
     candidates = [(t, e) for t, e in zip(texts, examples) if e.get(field_name) is not None]
     verdicts = pool.grade([str(e.get(field_name)) for _, e in candidates], [e for _, e in candidates])
-    wrong = [(t, e) for (t, e), g in zip(candidates, verdicts) if g.passed is False]
+    wrong = [(t, e) for (t, e), g in zip(candidates, verdicts) if not (passed_of(g) or g.skipped or g.errored)]
     if not wrong:
         return 0.0
     return sum(t.strip() == str(e.get(field_name)).strip() for t, e in wrong) / len(wrong)
@@ -75,7 +78,7 @@ def majority_passed(texts: list[str], grades: list[Grade]) -> bool:
     counts = Counter(keys)
     top = max(counts.values())
     winner = next(k for k in keys if counts[k] == top)
-    return bool(grades[keys.index(winner)].passed)
+    return passed_of(grades[keys.index(winner)])
 
 
 def per_grader_rewards(pool: GraderPool, examples: list[Example], grades: list[Grade]) -> dict[str, float]:
@@ -109,14 +112,14 @@ def evaluate(
     grades: list[Grade] = pool.grade(texts, examples)
     n = max(len(examples), 1)
     metrics = {
-        "pass@1": sum(bool(g.passed) for g in grades) / n,
+        "pass@1": sum(passed_of(g) for g in grades) / n,
         "mean_reward": sum(g.score for g in grades) / n,
-        "skipped": float(sum(g.passed is None for g in grades)),
+        "skipped": float(sum(g.skipped for g in grades)),
         **per_grader_rewards(pool, examples, grades),
     }
     for f in track_fields or []:
         metrics[f"match_{f}"] = wrong_answer_share(pool, texts, examples, f)
-    rows = [{"id": e.id, "prompt": e.prompt, "completion": t, "score": g.score, "passed": g.passed, "reason": g.reason}
+    rows = [{"id": e.id, "prompt": e.prompt, "completion": t, "score": g.score, "passed": passed_of(g), "reason": g.reason}
             for e, t, g in zip(examples, texts, grades)]
     return EvalResult(metrics, rows)
 
@@ -146,7 +149,7 @@ def sampled_pass_at_k(
         for j in range(len(chunk)):
             mine = grades[j * k : (j + 1) * k]
             scores = [gr.score for gr in mine]
-            c = sum(bool(gr.passed) for gr in mine)
+            c = sum(passed_of(gr) for gr in mine)
             for kk in ks:
                 sums[kk] += pass_at_k(k, c, kk)
             majority += majority_passed(texts[j * k : (j + 1) * k], mine)

@@ -122,3 +122,14 @@ def test_training_data_without_prompt_still_names_the_line(tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", [{"prompt": "2+2?", "answer": "4"}, {"answer": "6"}])
     with pytest.raises(DataError, match=r"train\.jsonl:2: missing field 'prompt'"):
         read_jsonl(data)
+
+
+def test_summary_counts_full_scores_of_a_grader_without_a_verdict(data, tmp_path, capsys):
+    spec = json.dumps({"type": "python",
+                       "source": "def grade(sample, item):\n    return float(sample['output_text'] == item['answer'])"})
+    out = tmp_path / "g.jsonl"
+    assert grade_command(spec, str(data), None, str(out), workers=0, quiet=False) == 0
+    printed = capsys.readouterr().out
+    assert "passed 1/2" in printed and "skipped 0" in printed
+    assert "yes" in printed  # the table shows the counted verdict, not "-"
+    assert [json.loads(x)["passed"] for x in out.read_text().splitlines()] == [None, None]  # --out keeps the grader's own

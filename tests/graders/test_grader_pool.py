@@ -132,3 +132,13 @@ def test_worker_that_died_while_idle_is_replaced(pool):
     grades = pool.grade([str(i) for i in range(8)], examples(8))
     assert [g.score for g in grades] == [1.0] * 8
     pool.pop_stats()
+
+
+def test_pass_rate_counts_full_scores_without_a_verdict_and_skipped_rows_apart():
+    spec = {"type": "python", "source": "def grade(sample, item):\n    return float(sample['output_text'] == '4')"}
+    rows = [Example("a", "p", {}), Example("b", "p", {}), Example("c", "p", {}, grader={"type": "arithmetic"})]
+    with GraderPool(spec, workers=0) as p:
+        p.grade(["4", "5", "4"], rows)  # row c: the arithmetic grader has no answer field to compare to
+        stats = p.pop_stats()
+    assert stats["grader/python/pass_rate"] == 0.5 and stats["grader/python/skipped"] == 0
+    assert stats["grader/arithmetic/pass_rate"] == 0.0 and stats["grader/arithmetic/skipped"] == 1

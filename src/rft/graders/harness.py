@@ -9,8 +9,10 @@
   without one is graded with the empty prompt, so prompt-reading checks (the math grader's echo
   guard, ``{{ item.prompt }}``) find nothing to compare. Training data still requires a prompt.
 - Prints a table (row, id, score, passed, reason) and a summary (mean, pass rate, skipped, errors,
-  timeouts, per-grader metrics); ``--out`` writes one JSON object per row
-  (``line, id, score, passed, reason, details``), atomically.
+  timeouts, per-grader metrics); "passed" there is what training and evaluation count
+  (:func:`rft.graders.base.passed_of`: the grader's verdict, else full score; "skip" for a row the
+  grader could not judge). ``--out`` writes one JSON object per row (``line, id, score, passed,
+  reason, details``), atomically, with the grader's own ``passed`` (None when it gives no verdict).
 
 Exit status: 0 when everything was graded (whatever the scores), 2 for bad input -- a bad spec, a
 missing file, a bad row -- with a one-line message that names the field and the line, never a
@@ -32,7 +34,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rft.data import DataError, Example, read_jsonl
-from rft.graders.base import Grade, SpecError
+from rft.graders.base import Grade, SpecError, passed_of
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
 from rft.runs import atomic_write_text
@@ -157,14 +159,14 @@ def render(console: Console, rows: list[Row], grades: list[Grade], stats: dict[s
         for name, justify in (("line", "right"), ("id", "left"), ("score", "right"), ("passed", "center"), ("reason", "left")):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for row, grade in zip(rows, grades):
-            passed = {True: "[green]yes[/]", False: "[red]no[/]", None: "[dim]-[/]"}[grade.passed]
+            passed = "[dim]skip[/]" if grade.skipped else "[green]yes[/]" if passed_of(grade) else "[red]no[/]"
             reason = grade.reason if len(grade.reason) <= 100 else grade.reason[:97] + "..."
             table.add_row(str(row.line), escape(row.example.id[:24]), f"{grade.score:.3f}", passed, escape(reason))
         console.print(table)
     n = len(grades)
     mean = sum(g.score for g in grades) / n
-    passed = sum(bool(g.passed) for g in grades)
-    skipped = sum(g.passed is None and bool(g.details.get("skipped")) for g in grades)
+    passed = sum(passed_of(g) for g in grades)
+    skipped = sum(g.skipped for g in grades)
     errors = sum(g.errored for g in grades)
     timeouts = sum(bool(g.details.get("timeout")) for g in grades)
     console.print(

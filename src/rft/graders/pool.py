@@ -21,10 +21,10 @@ in flight is always known:
 The result count is checked against the input count before returning.
 
 ``pop_stats()`` returns flat metrics since the last call, per grader type: ``grader/<type>/{count,
-mean,pass_rate,skipped,errors,timeouts,latency_ms}`` (errors include timeouts; latency is the
-mean wall time of one grade in its worker), plus ``grader/<type>/<component>`` means for graders
-that report ``details["components"]`` (``multi``), so shaping terms are logged apart from
-correctness.
+mean,pass_rate,skipped,errors,timeouts,latency_ms}`` (passes as :func:`passed_of` counts them;
+errors include timeouts; latency is the mean wall time of one grade in its worker), plus
+``grader/<type>/<component>`` means for graders that report ``details["components"]``
+(``multi``), so shaping terms are logged apart from correctness.
 
 ``submit(completions, examples)`` returns at once with a :class:`PendingGrades`; a background
 thread feeds and collects the batch while the caller does other work, and ``wait()`` returns the
@@ -52,7 +52,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from rft.data import Example
-from rft.graders.base import Grade, Grader, safe_grade
+from rft.graders.base import Grade, Grader, passed_of, safe_grade
 from rft.graders.bounded import die_with_parent
 from rft.graders.registry import build
 
@@ -340,8 +340,8 @@ class GraderPool:
         s = self._stats[kind]
         s["count"] += 1
         s["score_sum"] += grade.score
-        s["passed"] += bool(grade.passed)
-        s["skipped"] += grade.passed is None and bool(grade.details.get("skipped"))
+        s["passed"] += passed_of(grade)
+        s["skipped"] += grade.skipped
         s["errors"] += grade.errored
         s["timeouts"] += bool(grade.details.get("timeout"))
         s["seconds"] += seconds
