@@ -14,7 +14,8 @@ Greedy decoding draws no random numbers, so evaluating never changes a training 
 pass@k for k = 1, 2, 4, ... n with the unbiased estimator of Chen et al. 2021 (``1 - C(n-c, k) /
 C(n, k)`` for c passing samples of n, averaged over examples), ``maj@n`` (the most frequent answer
 of the n is graded: the grader's extracted answer where it reports one, else the whitespace-
-normalised text) and the share of groups with zero reward variance.
+normalised text), the mean and the best sampled score, and the share of groups with zero reward
+variance.
 """
 
 from __future__ import annotations
@@ -136,11 +137,11 @@ def sampled_pass_at_k(
 ) -> dict[str, float]:
     """Sample k completions per example with the training sampler: ``pass@j`` for j = 1, 2, 4, ... k
     (unbiased estimator; ``pass@1`` is the share of passed samples, ``pass@k`` the share of examples
-    with at least one pass), ``maj@k``, the mean reward per completion, and the share of groups with
-    zero reward variance (no signal)."""
+    with at least one pass), ``maj@k``, the mean reward per completion, the best score of any sample
+    (``max_reward``), and the share of groups with zero reward variance (no signal)."""
     ks = sorted({2**i for i in range(k.bit_length()) if 2**i <= k} | {k})
     sums = dict.fromkeys(ks, 0.0)
-    majority, all_same, total = 0, 0, 0.0
+    majority, all_same, total, best = 0, 0, 0.0, float("-inf")
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
         groups = engine.generate([encode_prompt(tokenizer, e) for e in chunk], k, params, generator)
@@ -155,6 +156,8 @@ def sampled_pass_at_k(
             majority += majority_passed(texts[j * k : (j + 1) * k], mine)
             all_same += max(scores) == min(scores)
             total += sum(scores)
+            best = max(best, *scores)
     n = max(len(examples), 1)
     return {**{f"pass@{kk}": sums[kk] / n for kk in ks}, f"maj@{k}": majority / n,
-            "mean_reward": total / (n * k), "frac_zero_std_groups": all_same / n}
+            "mean_reward": total / (n * k), "max_reward": best if examples else 0.0,
+            "frac_zero_std_groups": all_same / n}

@@ -14,15 +14,30 @@ from rft.graders.base import Grade
 from rft.safety.doctor import baseline_verdict, check_grader
 
 
-@pytest.mark.parametrize("pass_at_k, rate, verdict, words", [
-    (0.0, 0.0, "block", "warm up with SFT first (`rft sft`)"),
-    (0.3, 0.05, "warn", "hard"),
-    (0.6, 0.20, "ok", "sweet spot"),
-    (0.9, 0.50, "ok", "learnable"),
-    (1.0, 0.95, "warn", "little to gain"),
-])
-def test_baseline_verdict_on_constructed_baselines(pass_at_k, rate, verdict, words):
-    got, advice = baseline_verdict(pass_at_k, rate, k=8)
+def _sampled(pass_at_k, rate, mean, best, zero_std, k=8):
+    return {f"pass@{k}": pass_at_k, "pass@1": rate, "mean_reward": mean, "max_reward": best,
+            "frac_zero_std_groups": zero_std}
+
+
+BASELINES = [
+    # id, sampled (pass@8, pass rate, mean reward, best score, zero-variance share), verdict, words in the advice
+    ("never_right_all_zero", _sampled(0.0, 0.0, 0.0, 0.0, 1.0), "block", "warm up with SFT first (`rft sft`)"),
+    ("only_penalties_vary", _sampled(0.0, 0.0, -0.2, 0.0, 0.5), "block", "nothing to amplify"),
+    ("few_right", _sampled(0.3, 0.05, 0.05, 1.0, 0.7), "warn", "hard"),
+    ("little_partial_credit_no_pass", _sampled(0.0, 0.0, 0.04, 0.3, 0.6), "warn", "partial credit is all"),
+    ("sweet_spot", _sampled(0.6, 0.20, 0.20, 1.0, 0.4), "ok", "sweet spot"),
+    ("partial_credit_sweet_spot_no_pass", _sampled(0.0, 0.0, 0.25, 0.8, 0.1), "ok", "sweet spot"),
+    ("learnable", _sampled(0.9, 0.50, 0.50, 1.0, 0.3), "ok", "learnable"),
+    ("mostly_solved", _sampled(1.0, 0.95, 0.95, 1.0, 0.9), "warn", "little to gain"),
+    # a grader without a verdict that pays 0.99 everywhere: no pass, no variance, nothing left to earn
+    ("all_0.99_without_a_pass", _sampled(0.0, 0.0, 0.99, 0.99, 1.0), "warn", "little to gain"),
+    ("every_group_scores_alike", _sampled(0.5, 0.5, 0.5, 1.0, 1.0), "warn", "no signal"),
+]
+
+
+@pytest.mark.parametrize("sampled, verdict, words", [c[1:] for c in BASELINES], ids=[c[0] for c in BASELINES])
+def test_baseline_verdict_on_constructed_baselines(sampled, verdict, words):
+    got, advice = baseline_verdict(sampled, k=8)
     assert got == verdict and words in advice
 
 
@@ -82,3 +97,21 @@ def test_a_bad_dataset_line_blocks_and_names_the_line(tmp_path, tiny_model_dir):
     assert data_check["verdict"] == "block" and "d.jsonl:2" in data_check["advice"]
     assert all(c["verdict"] == "skip" for c in report["checks"][1:])
 
+
+
+def _python_grader(value):
+    """OpenAI's python grader shape without pass_threshold: a score for every sample, no verdict."""
+    return {"type": "python", "source": f"def grade(sample, item):\n    return {value}"}
+
+
+@pytest.mark.parametrize("value, exit_status, verdict, words", [
+    (0.99, 0, "warn", "little to gain"),  # was: block, "nothing to amplify: warm up with SFT"
+    (0.0, 1, "block", "nothing to amplify"),
+], ids=["pays_0.99_everywhere", "pays_0_everywhere"])
+def test_baseline_of_a_grader_without_a_verdict_is_judged_on_its_scores(tmp_path, tiny_model_dir, value, exit_status,
+                                                                       verdict, words):
+    cfg, run_dir = _write_cfg(tmp_path, tiny_model_dir, grader=_python_grader(value))
+    assert main(["doctor", str(cfg), "--n", "4", "--quiet"]) == exit_status
+    baseline = next(c for c in json.loads((run_dir / "doctor.json").read_text())["checks"] if c["name"] == "baseline")
+    assert baseline["verdict"] == verdict and words in baseline["advice"]
+    assert baseline["values"]["mean_reward"] == pytest.approx(value) and baseline["values"]["pass@1"] == 0.0

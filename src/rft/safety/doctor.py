@@ -9,9 +9,10 @@ checks, each line with a verdict ``ok`` / ``warn`` / ``block`` / ``skip``:
 - **grader**: the same completions (the model's greedy answers, plus the rows' ``reference`` /
   ``answer`` fields when present) graded twice give the same scores; wall-clock ms per grade;
 - **baseline**: on ``n`` validation examples, greedy pass@1, and with the training sampler ``k``
-  samples each: pass@k, the per-sample pass rate and the share of groups with zero reward variance.
-  pass@k = 0 blocks ("nothing to amplify": GRPO needs some right samples); a pass rate of about
-  10-30% is the sweet spot; above 90% there is little to gain (:func:`baseline_verdict`);
+  samples each: pass@k, the per-sample pass rate, the mean and best score and the share of groups
+  with zero reward variance. No pass and no positive score blocks ("nothing to amplify": GRPO needs
+  some reward to amplify); about 10-30% of the reward earned is the sweet spot; above 90% there is
+  little to gain; groups that all score alike carry no signal (rules in :func:`baseline_verdict`);
 - **cost**: two real GRPO steps (``rft.grpo.train.train`` with ``grpo.steps=2`` in a temporary run
   directory that is deleted afterwards): seconds and completion tokens per step, scaled to the
   configured steps plus the validations (timed on the baseline's greedy pass), and peak memory
@@ -80,18 +81,48 @@ class DoctorReport:
         return {"verdict": self.verdict, "checks": [asdict(c) for c in self.checks]}
 
 
-def baseline_verdict(pass_at_k: float, pass_rate: float, k: int) -> tuple[Verdict, str]:
-    """Whether the base model leaves GRPO something to amplify, from sampled pass@k and the
-    per-sample pass rate (the share of right samples)."""
-    if pass_at_k == 0:
-        return "block", f"nothing to amplify: no right answer in {k} samples per prompt; warm up with SFT first (`rft sft`)"
-    if pass_rate < 0.10:
-        return "warn", "hard for the model: few groups will carry signal; consider an SFT warm start or easier prompts"
-    if pass_rate <= 0.30:
-        return "ok", "the sweet spot for GRPO (about 10-30% right samples)"
-    if pass_rate <= 0.90:
-        return "ok", "learnable: right and wrong samples mix"
-    return "warn", "little to gain: the model already solves most prompts; use harder prompts"
+# Shares of the reward already earned (``level`` in baseline_verdict) at which the verdict changes.
+HARD_BELOW, SWEET_UP_TO, SATURATED_ABOVE = 0.10, 0.30, 0.90
+
+
+def baseline_verdict(sampled: dict[str, float], k: int) -> tuple[Verdict, str]:
+    """Whether the base model leaves GRPO something to amplify, from :func:`sampled_pass_at_k` with
+    ``k`` samples per prompt. GRPO learns from the *scores* within a group, so the scores decide,
+    not only the passes (:func:`passed_of`). With
+
+        level = max(per-sample pass rate, mean reward)
+
+    (the two are equal for a 0/1 grader; for partial credit the mean reward is the share of the
+    credit earned; a shaping penalty pulls the mean below the pass rate, hence the max), the first
+    rule that holds gives the verdict:
+
+    1. block  no sample passed (pass@k = 0) and none scored above 0 (``max_reward <= 0``): no right
+              answer and no partial credit; at most penalties vary ("nothing to amplify");
+    2. warn   level > 0.90: little to gain (a model at 0.99 on every sample lands here, whether or
+              not 0.99 counts as a pass);
+    3. warn   every group of k scores alike (``frac_zero_std_groups = 1``): every advantage is 0,
+              no signal at this temperature and group size;
+    4. warn   level < 0.10: hard, few groups will carry signal;
+    5. ok     level <= 0.30: the sweet spot; otherwise ok, learnable.
+
+    The thresholds assume correctness scores in [0, 1]. Not covered: a grader whose full score is
+    not 1 and that gives no verdict (set ``pass_threshold`` on its spec)."""
+    pass_rate, mean, best = sampled["pass@1"], sampled["mean_reward"], sampled["max_reward"]
+    level = max(pass_rate, mean)
+    if sampled[f"pass@{k}"] == 0 and best <= 0:
+        return "block", (f"nothing to amplify: no sample of {k} per prompt passed or scored above 0; "
+                         "warm up with SFT first (`rft sft`)")
+    if level > SATURATED_ABOVE:
+        return "warn", "little to gain: the model already earns most of the reward; use harder prompts"
+    if sampled["frac_zero_std_groups"] == 1:
+        return "warn", (f"no signal: in every group of {k} samples the scores are equal, so every advantage is 0; "
+                        "raise sampling.temperature or num_generations, or use a grader with partial credit")
+    if level < HARD_BELOW:
+        hint = "; no sample passed: partial credit is all GRPO can climb" if sampled[f"pass@{k}"] == 0 else ""
+        return "warn", f"hard for the model: few groups will carry signal{hint}; consider an SFT warm start or easier prompts"
+    if level <= SWEET_UP_TO:
+        return "ok", "the sweet spot for GRPO (about 10-30% of the reward earned)"
+    return "ok", "learnable: better and worse samples mix"
 
 
 # -- the checks -------------------------------------------------------------------------------
@@ -146,11 +177,11 @@ def check_baseline(s: Session, pool: Any, n: int, k: int) -> tuple[Check, Check,
     sampled = sampled_pass_at_k(sampler, s.tokenizer, pool, examples, k, params,
                                 torch.Generator().manual_seed(cfg.seed + 11))
     pool.pop_stats()
-    verdict, advice = baseline_verdict(sampled[f"pass@{k}"], sampled["pass@1"], k)
+    verdict, advice = baseline_verdict(sampled, k)
     values = {"n": len(examples), "k": k, "pass@1_greedy": greedy.metrics["pass@1"], **sampled}
     summary = (f"greedy pass@1 {greedy.metrics['pass@1']:.1%}, pass@{k} {sampled[f'pass@{k}']:.1%}, "
-               f"right samples {sampled['pass@1']:.1%}, zero-variance groups of {k} "
-               f"{sampled['frac_zero_std_groups']:.1%} (n={len(examples)})")
+               f"right samples {sampled['pass@1']:.1%}, mean reward {sampled['mean_reward']:.3f}, "
+               f"zero-variance groups of {k} {sampled['frac_zero_std_groups']:.1%} (n={len(examples)})")
     timing = {"greedy_s_per_example": greedy_s / len(examples), "n_val": len(s.eval_examples)}
     return grader, Check("baseline", verdict, summary, advice, values), timing
 
