@@ -41,3 +41,16 @@ def test_zero_std_fraction_counts_groups_with_equal_rewards():
 def test_rewards_that_do_not_split_into_groups_are_rejected():
     with pytest.raises(ValueError, match="groups of 4"):
         group_advantages(torch.zeros(6), 4)
+
+
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_groups_of_equal_rewards_get_exactly_zero_advantage_for_every_group_size(scale):
+    # float32 means of equal values are not always exact (7 x 0.99 is 1 ulp off); the rule must not
+    # depend on that rounding, or a step without signal moves the weights
+    for G in range(2, 17):
+        for value in [0.99, 0.1, 0.3, 0.7, 1 / 3, 0.9, -0.25]:
+            one_right = torch.zeros(G).index_fill_(0, torch.tensor([0]), 1.0)
+            rewards = torch.cat([torch.full((G,), value), one_right])
+            adv = group_advantages(rewards, G, scale)
+            assert torch.equal(adv[:G], torch.zeros(G)), (G, value)
+            assert adv[G:].abs().min() > 0  # the group with signal keeps it
