@@ -14,7 +14,10 @@ What each phase does with N ranks (W = world size):
   then gathered to every rank (:meth:`Dist.gather`): advantages (``scale_rewards: batch`` needs
   the global std), metrics, monitors and samples are computed on the whole batch, exactly as one
   process computes them, and every rank takes the same decisions (validate, stop, checkpoint).
-* **update**: each rank back-propagates its share with the loss normalised by counts of the
+* **update**: a step without signal (every advantage 0, the policy at the reference or beta 0;
+  :func:`rft.grpo.update.has_signal`) is skipped only when no rank's share has signal
+  (:meth:`Dist.any`), and then on every rank, so the replicas never drift apart. Otherwise each rank
+  back-propagates its share with the loss normalised by counts of the
   *global* batch (:meth:`Dist.loss_norm`: sequences, completion tokens all-reduced, micro-batches
   x W), and gradients are **summed** across ranks (:meth:`Dist.sum_grads`: one all-reduce per
   optimizer step on the replicated model; FSDP with divide factor 1), so the update equals the
@@ -186,10 +189,11 @@ class Dist:
     def reduce_update_metrics(self, upd: dict[str, float], tokens: TokenBatch) -> dict[str, float]:
         """Global values of update_policy's metrics: ``loss`` is a share of the global loss (summed);
         per-token means (entropy, clip_frac, kl) are weighted by each rank's completion tokens;
-        grad_norm (taken after the gradient sum) and lr are the same on every rank."""
+        grad_norm (taken after the gradient sum), lr and update_skipped (agreed through :meth:`any`)
+        are the same on every rank."""
         if not self.enabled:
             return upd
-        same = {"grad_norm", "lr"}
+        same = {"grad_norm", "lr", "update_skipped"}
         keys = [k for k in sorted(upd) if k not in same]
         n_tok = float(tokens.completion_mask_BC.sum())
         vals = [upd[k] if k == "loss" else upd[k] * n_tok for k in keys] + [n_tok]

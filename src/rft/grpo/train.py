@@ -317,7 +317,8 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                 upd = update_policy(model, optimizer, scheduler, tokens, adv_B[mine], ref_logp, g,
                                     cfg.sampling.temperature, cfg.sampling.max_new_tokens,
                                     norm=ctx.loss_norm(tokens, g.gradient_accumulation_steps,
-                                                       cfg.sampling.max_new_tokens), grad_sync=ctx.sum_grads)
+                                                       cfg.sampling.max_new_tokens), grad_sync=ctx.sum_grads,
+                                    agree=ctx.any)  # a step without signal is skipped on every rank or none
                 upd = ctx.reduce_update_metrics(upd, tokens)
 
             step_s = time.perf_counter() - t_step
