@@ -1,17 +1,28 @@
-"""Console output: rich progress bars with live fields, summary tables, and a quiet mode.
+"""Console output: progress with live fields, summary tables, and a quiet mode.
 
 Everything user-facing goes through :class:`Console`, so ``--quiet`` silences it in one place.
 ``json_lines`` (``--json``) is quiet for people and prints JSON lines for machines instead: each
 metric record (through :class:`rft.report.loggers.JsonLinesSink`) and each summary table.
 Errors are not printed here: they are raised and the CLI turns them into one line and exit 2.
+
+Progress is a rich bar on a terminal. When stdout is not one (``make demo | tee log``, a CI log),
+rich would print the bar only once, at the end, so :class:`_PlainBar` prints plain lines instead
+(``grpo 12/40 (30%) elapsed 0:00:43 eta 0:01:40 reward 0.512 val 0.600``): one when at least 10%
+of the total has passed since the last line or 30 s have, whichever comes first, and one at the
+end. So a log holds about 10 lines plus one per 30 s, and a slow run still shows a line per step
+once its steps take 30 s. "Terminal" is rich's test (``isatty``, overridden by ``FORCE_COLOR`` /
+``TTY_COMPATIBLE``). Not covered: a heartbeat between two updates (a line is printed only when the
+loop reports progress).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from datetime import timedelta
+from typing import IO, Any, Callable, Iterator
 
 from rich.console import Console as RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -28,20 +39,91 @@ class _Bar:
             self._progress.update(self._task, advance=advance, status=status)
 
 
+# A plain progress line is due after this share of the total or this many seconds, whichever first.
+PLAIN_EVERY_FRACTION = 0.10
+PLAIN_EVERY_S = 30.0
+
+
+def _clock_text(seconds: float) -> str:
+    return str(timedelta(seconds=int(seconds)))
+
+
+class _PlainBar:
+    """Progress as plain lines, for output that is not a terminal (rules in the module docstring).
+
+    eta = (total - done) x the mean time per unit since the first update, so that a resumed run's
+    jump to its step (and GRPO's first step, which pays the warm-ups) is not taken for speed; "?"
+    until two updates have been seen. Fields replace the previous update's, as on the rich bar.
+    """
+
+    def __init__(self, console: RichConsole, total: int, description: str, clock: Callable[[], float]) -> None:
+        self._console, self._total, self._description, self._clock = console, total, description, clock
+        self._start = clock()
+        self._done, self._fields = 0, {}
+        self._pace_from: tuple[float, int] | None = None  # (time, done) at the first update
+        self._last_time, self._last_done = self._start, 0
+        self._last_state: tuple[int, dict[str, Any]] | None = None  # what the last line showed
+
+    def update(self, advance: int = 1, **fields: Any) -> None:
+        now = self._clock()
+        self._done += advance
+        self._fields = fields
+        if self._pace_from is None:
+            self._pace_from = (now, self._done)
+        due = (self._done - self._last_done >= PLAIN_EVERY_FRACTION * self._total
+               or now - self._last_time >= PLAIN_EVERY_S)
+        if due:
+            self._emit(now)
+
+    def close(self) -> None:
+        """The final state, unless the last line already showed it."""
+        self._emit(self._clock(), only_if_new=True)
+
+    def _emit(self, now: float, only_if_new: bool = False) -> None:
+        state = (self._done, self._fields)  # the times alone are no news
+        if only_if_new and state == self._last_state:
+            return
+        self._console.print(self._line(now), markup=False, highlight=False)
+        self._last_time, self._last_done, self._last_state = now, self._done, state
+
+    def _line(self, now: float) -> str:
+        share = f" ({self._done / self._total:.0%})" if self._total > 0 else ""
+        eta = "?"
+        if self._pace_from is not None and self._done > self._pace_from[1]:
+            t0, n0 = self._pace_from
+            eta = _clock_text((now - t0) / (self._done - n0) * max(self._total - self._done, 0))
+        live = "".join(f"  {k} {v}" for k, v in self._fields.items())
+        return (f"{self._description} {self._done}/{self._total}{share} elapsed {_clock_text(now - self._start)} "
+                f"eta {eta}{live}")
+
+
 class Console:
-    def __init__(self, quiet: bool = False, json_lines: bool = False) -> None:
+    """``file`` (default stdout) and ``clock`` (for the plain progress lines) are there for tests."""
+
+    def __init__(self, quiet: bool = False, json_lines: bool = False, *, file: IO[str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.quiet = quiet or json_lines
         self.json_lines = json_lines
-        self._rich = RichConsole(stderr=False, highlight=False, soft_wrap=True)
+        self._rich = RichConsole(stderr=False, highlight=False, soft_wrap=True, file=file)
+        self._clock = clock
 
     def print(self, *args: Any) -> None:
         if not self.quiet:
             self._rich.print(*args)
 
     @contextmanager
-    def progress(self, total: int, description: str) -> Iterator[_Bar]:
+    def progress(self, total: int, description: str) -> Iterator[_Bar | _PlainBar]:
+        """A rich bar on a terminal, plain lines otherwise, nothing when quiet. ``bar.update(advance,
+        **fields)`` moves it and replaces the live fields (``reward=...``)."""
         if self.quiet:
             yield _Bar(None, None)
+            return
+        if not self._rich.is_terminal:
+            plain = _PlainBar(self._rich, total, description, self._clock)
+            try:
+                yield plain
+            finally:
+                plain.close()
             return
         progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
