@@ -18,10 +18,12 @@ overlap in the loop's own time, so rollout to update add up to about ``step_s``.
 the time the loop spends in the pool (submitting and waiting for grades), not the graders' work,
 part of which ran during ``time/ref_logprobs`` (on a machine with few cores, graders that use CPU
 slow that forward down); what one grade costs in its worker is ``grader/<type>/latency_ms``.
-``time/advantages`` includes building the token batch. A step is one
-rollout batch of ``prompts_per_step`` groups of ``num_generations`` completions, followed by
-``num_iterations`` optimizer updates. Validation (greedy pass@1 on the held-out split) runs before
-step 1 and every ``eval.every`` steps; the best model by validation is kept in ``checkpoints/best``.
+``time/advantages`` includes building the token batch. A step is one rollout batch of
+``prompts_per_step`` groups of ``num_generations`` completions, followed by ``num_iterations``
+optimizer updates, or none when the step has no signal (every advantage 0, and beta 0 or the
+policy still at the reference: ``update_skipped`` = 1; :mod:`rft.grpo.update`). Validation (greedy
+pass@1 on the held-out split) runs before step 1 and every ``eval.every`` steps; the best model by
+validation is kept in ``checkpoints/best``.
 ``resume=RUN_DIR`` restores model, optimizer, scheduler, RNG and data cursor from the latest
 checkpoint and continues exactly as the uninterrupted run would.
 """
