@@ -127,7 +127,7 @@ def test_chunked_head_passes_gradcheck():
 
 
 def test_split_model_only_for_architectures_whose_head_is_plain(tiny_model_dir):
-    from rft.grpo.logprobs import split_model
+    from rft.models.split import split_model
 
     model = load_model(tiny_model_dir)
     split = split_model(model)

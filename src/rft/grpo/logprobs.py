@@ -19,6 +19,7 @@ from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
 from rft.models.compat import cache_kwargs
+from rft.models.split import split_model
 
 
 @dataclass
@@ -81,34 +82,6 @@ def _shares_prefix_cache(model: PreTrainedModel) -> bool:
         return False
     cache = DynamicCache(config=model.config)
     return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
-
-
-# Causal LMs whose forward is exactly ``lm_head(base_model(...).last_hidden_state)``: no logit
-# scaling or soft-capping after the head, so the head can be applied by :class:`HeadLogprobs`.
-_HEAD_ONLY = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM", "GPT2LMHeadModel"}
-
-
-@dataclass
-class SplitModel:
-    """A causal LM as its decoder (``body``: token ids -> last hidden states) and its output layer."""
-
-    body: nn.Module
-    head: nn.Linear
-
-    def hidden(self, **kwargs) -> torch.Tensor:
-        return self.body(**kwargs).last_hidden_state
-
-
-def split_model(model: nn.Module) -> SplitModel | None:
-    """The decoder and ``lm_head`` of a model in :data:`_HEAD_ONLY` (through a peft wrapper), or None
-    (another architecture, a wrapper, a sharded or adapted head): the caller computes full logits."""
-    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
-    if type(base).__name__ not in _HEAD_ONLY or type(base).__module__.split(".")[0] != "transformers":
-        return None
-    head = base.get_output_embeddings()
-    if type(head) is not nn.Linear or type(head.weight) is not nn.Parameter:
-        return None
-    return SplitModel(base.base_model, head)
 
 
 HEAD_CHUNK_ELEMENTS = 1 << 23  # logits computed at a time: 8M floats (32 MB), ~170 tokens of a 49k vocabulary

@@ -19,6 +19,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rft.models.compat import cache_kwargs
+from rft.models.split import last_logits
 from rft.rollout.base import Completion, SamplingParams
 from rft.rollout.fast_decode import fast_decoder
 from rft.rollout.kv_cache import decode_cache
@@ -109,9 +110,8 @@ class TorchSampler:
         cache = decode_cache(self.model, ids.shape[1] + T)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         padded = bool((mask == 0).any())
-        out = self.model(input_ids=ids, attention_mask=mask if padded else None, position_ids=pos,
-                         use_cache=True, logits_to_keep=1, **cache_kwargs(self.model, cache))
-        logits = out.logits[:, -1]
+        logits = last_logits(self.model, input_ids=ids, attention_mask=mask if padded else None, position_ids=pos,
+                             use_cache=True, **cache_kwargs(self.model, cache))
         if n > 1:  # share the prefill: repeat cache, mask and logits for the G samples of each prompt
             cache.batch_repeat_interleave(n)
             mask = mask.repeat_interleave(n, 0)
