@@ -54,22 +54,63 @@ def _lora(model, **kw):
 
 
 @pytest.mark.parametrize("arch", ["llama-gqa", "qwen2-bias-gqa"])
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_fast_step_with_lora_adapters_matches_the_peft_forward(arch, dtype, tmp_path):
-    """A LoRA policy samples through the written-out step: adapters (float32, also over a bfloat16
-    base as peft keeps them) are added per projection exactly as peft's forward adds them."""
+def test_fast_step_with_lora_adapters_matches_the_peft_forward(arch, tmp_path):
+    """A LoRA policy samples through the written-out step: adapters are added per projection exactly as
+    peft's forward adds them (float32: to rounding), with the adapters on and off (the KL reference)."""
     torch.manual_seed(1)
-    model = _lora(load_model(_save(ARCHS[arch], tmp_path), dtype))
-    assert next(p for n, p in model.named_parameters() if "lora_A" in n).dtype == torch.float32
-    _compare_steps(model, arch, padded=True, atol=2e-5 if dtype == "float32" else 0.0)
-    with model.disable_adapter():  # the KL reference's forward: the adapters are skipped, in the step too
-        _compare_steps(model, arch, padded=True, atol=2e-5 if dtype == "float32" else 0.0)
+    model = _lora(load_model(_save(ARCHS[arch], tmp_path)))
+    _compare_steps(model, arch, padded=True)
+    with model.disable_adapter():
+        _compare_steps(model, arch, padded=True)
+
+
+@pytest.mark.parametrize("arch", ["llama-gqa", "qwen2-bias-gqa", "gpt2"])
+def test_bfloat16_fast_step_is_as_close_to_float32_as_the_models_own_bfloat16_forward(arch, tmp_path):
+    """In bfloat16 the written-out step and the model's forward round differently (fused matmuls, a
+    float32 softmax), so neither is the reference: the float32 model is. Over 6 decode steps the
+    step's largest logit error against it stays within twice the model's own bfloat16 forward's
+    (LoRA adapters in float32 over a bfloat16 base, as peft keeps them, for the Llama-style models)."""
+    import copy
+
+    torch.manual_seed(1)
+    m32 = load_model(_save(ARCHS[arch], tmp_path))
+    if arch != "gpt2":
+        m32 = _lora(m32)
+    m16 = copy.deepcopy(m32).to(torch.bfloat16)
+    for name, p in m16.named_parameters():
+        if "lora_" in name:
+            p.data = p.data.float()
+    (m16.get_base_model() if arch != "gpt2" else m16).set_attn_implementation("eager")  # as load_model in bf16
+    prompts = [torch.randint(3, V, (n,)).tolist() for n in (7, 4, 7, 2)]
+    ids, mask = left_pad(prompts, 0, torch.device("cpu"))
+    steps, width = 6, ids.shape[1]
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    caches = {k: decode_cache(m, width + steps) for k, m in (("32", m32), ("16", m16), ("fast", m16))}
+    with torch.inference_mode():
+        for k, m in (("32", m32), ("16", m16), ("fast", m16)):
+            m(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=caches[k], use_cache=True)
+        fast = fast_decoder(m16, caches["fast"])
+        assert fast is not None
+        full = torch.cat([mask, mask.new_ones(4, steps)], -1)
+        next_pos, tok = mask.sum(-1, keepdim=True), torch.randint(3, V, (4,))
+        worst_model = worst_fast = 0.0
+        for t in range(steps):
+            step_mask = full[:, : width + t + 1]
+            truth = m32(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos,
+                        past_key_values=caches["32"], use_cache=True).logits[:, -1]
+            own = m16(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos,
+                      past_key_values=caches["16"], use_cache=True).logits[:, -1].float()
+            ours = fast(tok, next_pos, step_mask.bool()).float()
+            worst_model = max(worst_model, float((own - truth).abs().max()))
+            worst_fast = max(worst_fast, float((ours - truth).abs().max()))
+            tok, next_pos = truth.argmax(-1), next_pos + 1
+    assert worst_model > 0  # bfloat16 rounds: the comparison has a scale
+    assert worst_fast <= 2 * worst_model, (worst_fast, worst_model)
 
 
 def _compare_steps(model, arch, padded, atol=2e-5):
     """Prefill two caches, then decode 6 steps with the model's forward and with the written-out
-    step; logits (to ``atol``, relative 1e-5; bfloat16 within 2 % of the logit range) and caches
-    agree."""
+    step; logits (to ``atol``, relative 1e-5) and caches agree."""
     lens = [7, 4, 7, 2] if padded else [5, 5, 5, 5]
     prompts = [torch.randint(3, V, (n,)).tolist() for n in lens]
     ids, mask = left_pad(prompts, 0, torch.device("cpu"))
@@ -90,15 +131,11 @@ def _compare_steps(model, arch, padded, atol=2e-5):
             want = model(input_ids=tok[:, None], attention_mask=step_mask if padded else None, position_ids=next_pos,
                          past_key_values=caches[0], use_cache=True).logits[:, -1]
             got = fast(tok, next_pos, step_mask.bool() if padded else None)
-            tol = atol or 0.02 * float(want.float().abs().max())
-            assert torch.allclose(got.float(), want.float(), atol=tol, rtol=1e-5), \
-                f"{arch} step {t}: {(got.float() - want.float()).abs().max()}"
-            assert want.float().std() > 0.2  # the comparison is not between two near-constant outputs
+            assert torch.allclose(got, want, atol=atol, rtol=1e-5), f"{arch} step {t}: {(got - want).abs().max()}"
+            assert want.std() > 0.2  # the comparison is not between two near-constant outputs
             tok, next_pos = want.argmax(-1), next_pos + 1
         for a, b in zip(caches[0].layers, caches[1].layers):
-            tol = atol * 0.5 or 0.02 * float(a.keys.float().abs().max())
-            assert torch.allclose(a.keys.float(), b.keys.float(), atol=tol)
-            assert torch.allclose(a.values.float(), b.values.float(), atol=tol)
+            assert torch.allclose(a.keys, b.keys, atol=atol / 2) and torch.allclose(a.values, b.values, atol=atol / 2)
 
 
 class _IdsTokenizer:  # the random models have no tokenizer; the sampler needs ids and a decode

@@ -52,9 +52,21 @@ def _plain_tensors(model: nn.Module) -> bool:
 
 def _attend(q_NHD: torch.Tensor, k_NHLD: torch.Tensor, v_NHLD: torch.Tensor, attend_NL: torch.Tensor | None,
             scale: float, gqa: bool) -> torch.Tensor:
-    mask = attend_NL[:, None, None, :] if attend_NL is not None else None
-    return F.scaled_dot_product_attention(q_NHD.unsqueeze(2), k_NHLD, v_NHLD, attn_mask=mask, scale=scale,
-                                          enable_gqa=gqa).squeeze(2)
+    """One query per row against the cache. In float32 through SDPA; in bfloat16/float16 on the CPU
+    as two batched matmuls with a float32 softmax, the query heads of one key/value head stacked as
+    rows: torch 2.13's CPU SDPA kernel took 319 vs 179 us (32 rows, 9/3 heads, 60 positions) and
+    ~2.7 ms per call for 200 rows, a quarter of a SmolLM2 validation."""
+    if q_NHD.dtype == torch.float32 or q_NHD.device.type != "cpu":
+        mask = attend_NL[:, None, None, :] if attend_NL is not None else None
+        return F.scaled_dot_product_attention(q_NHD.unsqueeze(2), k_NHLD, v_NHLD, attn_mask=mask, scale=scale,
+                                              enable_gqa=gqa).squeeze(2)
+    N, H, D = q_NHD.shape
+    H_kv = k_NHLD.shape[1]
+    q = q_NHD.view(N, H_kv, H // H_kv, D)  # GQA: query heads grouped under their key/value head
+    scores = torch.matmul(q, k_NHLD.transpose(-1, -2)).float().mul_(scale)  # [N, H_kv, group, L]
+    if attend_NL is not None:
+        scores.masked_fill_(~attend_NL[:, None, None, :], float("-inf"))
+    return torch.matmul(scores.softmax(-1).to(v_NHLD.dtype), v_NHLD).view(N, H, D)
 
 
 def _write(layer: SlabLayer, k_NHD: torch.Tensor, v_NHD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
