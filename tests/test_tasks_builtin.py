@@ -227,7 +227,7 @@ def test_code_prompt_shows_only_some_tests():
 
 @pytest.mark.parametrize("field,value", [("digits", 3), ("ops", ["*"]), ("sloppy_rate", 0.5)])
 def test_arithmetic_only_fields_are_rejected_for_other_tasks(field, value):
-    with pytest.raises(ConfigError, match=rf"'{field}' applies only to the arithmetic task.*data\.task\.{field}"):
+    with pytest.raises(ConfigError, match=rf"'{field}' applies only to the arithmetic .*task.*data\.task\.{field}"):
         config_from_dict({"data": {"task": {"name": "sql", field: value}}})
 
 

@@ -55,14 +55,17 @@ class ModelConfig(Strict):
 
 
 class TaskConfig(Strict):
-    """A built-in procedural task (``rft.tasks``). ``digits``, ``ops`` and ``sloppy_rate`` apply to
-    ``arithmetic`` only: setting one of them to a non-default value for another task is an error."""
+    """A built-in procedural task (``rft.tasks``). ``digits`` and ``ops`` apply to ``arithmetic`` and
+    ``word_problems``, ``sloppy_rate`` to ``arithmetic`` only: setting one of them to a non-default
+    value for another task is an error."""
 
-    name: Literal["arithmetic", "sql", "json", "logic", "code"] = Field(
+    name: Literal["arithmetic", "word_problems", "sql", "json", "logic", "code"] = Field(
         "arithmetic", description="the generator in rft.tasks.TASKS; each brings its own grader spec"
     )
-    digits: int = Field(2, ge=1, le=6, description="digits per operand (arithmetic only)")
-    ops: list[Literal["+", "-", "*"]] = Field(default_factory=lambda: ["+"], description="operators (arithmetic only)")
+    digits: int = Field(2, ge=1, le=6, description="digits per operand (arithmetic, word_problems)")
+    ops: list[Literal["+", "-", "*"]] = Field(
+        default_factory=lambda: ["+"], description="operators (arithmetic; word_problems takes + and -)"
+    )
     sloppy_rate: float = Field(
         0.0, ge=0.0, le=1.0,
         description="share of SFT labels written by the sloppy annotator (drops carries; arithmetic only)",
@@ -75,13 +78,15 @@ class TaskConfig(Strict):
 
     @model_validator(mode="after")
     def _arithmetic_fields_only_for_arithmetic(self) -> "TaskConfig":
-        if self.name != "arithmetic":
-            for key in ("digits", "ops", "sloppy_rate"):
-                default = type(self).model_fields[key].get_default(call_default_factory=True)
-                if getattr(self, key) != default:
-                    raise ValueError(
-                        f"'{key}' applies only to the arithmetic task, not to '{self.name}'; remove data.task.{key}"
-                    )
+        applies = {"digits": ("arithmetic", "word_problems"), "ops": ("arithmetic", "word_problems"),
+                   "sloppy_rate": ("arithmetic",)}
+        for key, tasks in applies.items():
+            default = type(self).model_fields[key].get_default(call_default_factory=True)
+            if self.name not in tasks and getattr(self, key) != default:
+                raise ValueError(f"'{key}' applies only to the {' and '.join(tasks)} task(s), not to '{self.name}'; "
+                                 f"remove data.task.{key}")
+        if self.name == "word_problems" and "*" in self.ops:
+            raise ValueError("word_problems has '+' and '-' only; remove '*' from data.task.ops")
         return self
 
 
