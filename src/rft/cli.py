@@ -129,6 +129,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.output_dir is not None:
         overrides.append(f"output_dir={args.output_dir}")
     console = Console(args.quiet)
+    if args.model not in (None, "embedded"):
+        from rft.demo import run_pretrained_demo
+
+        minutes = args.minutes if args.minutes is not None else 10.0
+        _end_of_run_report(run_pretrained_demo(args.model, overrides, minutes, console)["run_dir"], console)
+        return 0
     _end_of_run_report(run_demo(overrides, args.minutes, console)["run_dir"], console)
     return 0
 
@@ -251,9 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("demo", help="tiny model -> SFT warm start -> GRPO, with accuracy before and after")
+    p = sub.add_parser("demo", help="tiny model -> SFT warm start -> GRPO, with accuracy before and after; "
+                       "--model smollm2-135m-instruct: a pretrained chat model learns word problems")
+    p.add_argument("--model", help="a pretrained chat model (preset name or directory) instead of the tiny model; "
+                   "uses rft/configs/demo_smollm2.yaml")
     p.add_argument("--steps", type=int, help="GRPO steps (default from the demo config)")
-    p.add_argument("--minutes", type=float, help="wall-clock budget; GRPO stops early to stay within it")
+    p.add_argument("--minutes", type=float, help="wall-clock budget; GRPO stops early to stay within it "
+                   "(default: none for the tiny model, 10 with --model)")
     p.add_argument("--seed", type=int)
     p.add_argument("--output-dir", help="where run directories go (default runs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

@@ -1,4 +1,5 @@
-"""``rft demo``: the embedded default end to end on a laptop CPU.
+"""``rft demo``: the embedded default end to end on a laptop CPU (``--model`` names a pretrained
+chat model instead: :func:`run_pretrained_demo`).
 
 1. the tiny model (created once in the cache), 2. an SFT warm start on labels from a sloppy
 annotator who drops carries -- the model imitates the mistakes, so greedy accuracy is low while
@@ -20,16 +21,17 @@ import torch
 
 from rft.config import Config, load_config
 from rft.console import Console
+from rft.data import write_jsonl
 from rft.evaluate import sampled_pass_at_k
 from rft.grpo.train import TrainResult, train
-from rft.models.load import embedded_model_dir, load_model, load_tokenizer
+from rft.models.load import embedded_model_dir, load_model, load_tokenizer, resolve_model_path
 from rft.rollout import SamplingParams, TorchSampler
 from rft.session import open_session
 from rft.sft import SFTResult, sft
 
 
-def demo_config_path() -> Path:
-    return Path(str(resources.files("rft") / "configs" / "demo.yaml"))
+def demo_config_path(name: str = "demo.yaml") -> Path:
+    return Path(str(resources.files("rft") / "configs" / name))
 
 
 def demo_config(overrides: list[str]) -> Config:
@@ -82,4 +84,63 @@ def run_demo(overrides: list[str], minutes: float | None, console: Console) -> d
         ("SFT run directory", str(warm.run_dir)),
     ])
     return {"before": before, "after": after, "best": result.best_val, "warm_pass_at_8": pass_k["pass@8"],
+            "steps": result.steps, "seconds": total, "run_dir": str(result.run_dir)}
+
+
+# -- a pretrained chat model ------------------------------------------------------------------------
+
+PRETRAINED_CONFIG = "demo_smollm2.yaml"
+PHRASINGS_FILE = "heldout_phrasings.jsonl"
+FINAL_EVAL_RESERVE_S = 75.0  # kept out of GRPO's time budget: the last validation and the phrasing evaluation
+
+
+def run_pretrained_demo(model: str, overrides: list[str], minutes: float | None, console: Console) -> dict[str, Any]:
+    """A pretrained chat model (default: the ``smollm2-135m-instruct`` preset) learns two-digit word
+    problems with GRPO and LoRA (``rft/configs/demo_smollm2.yaml``): held-out greedy accuracy before
+    and after, the same on problems worded unlike any training template (evaluated with ``rft eval``'s
+    path), and the capability guard's general-text NLL before and after. ``minutes`` bounds the whole
+    demo (GRPO stops early to leave time for the final evaluations)."""
+    from rft.eval_command import eval_command
+    from rft.models.presets import preset_note
+    from rft.tasks.word_problems import heldout_phrasings
+
+    t0 = time.perf_counter()
+    cfg = load_config(demo_config_path(PRETRAINED_CONFIG), [f"model.path={model}", *overrides])
+    console.print(f"[bold]1/4 model[/] {cfg.model.path}")
+    model_dir = resolve_model_path(cfg.model.path)  # a preset is fetched and converted on first use
+    n_params = sum(p.numel() for p in load_model(model_dir).parameters())
+    note = preset_note(model_dir)
+    console.print(f"   {model_dir} ({n_params / 1e6:.1f}M parameters, {time.perf_counter() - t0:.0f}s)"
+                  + (f"\n   note: {note}" if note else ""))
+    task = cfg.data.task
+    console.print(f"[bold]2/4 task[/] {task.digits}-digit word problems ({' and '.join(task.ops)}), chat prompts, "
+                  f"graded on the last number of the reply; {task.val_size} held-out problems")
+
+    console.print(f"[bold]3/4 GRPO[/] LoRA r={cfg.model.lora.r if cfg.model.lora else '-'}, "
+                  f"{cfg.grpo.prompts_per_step} prompts x {cfg.sampling.num_generations} samples a step, "
+                  f"T={cfg.sampling.temperature}, capability guard {'on' if cfg.eval.capability else 'off'}")
+    budget = minutes * 60 - (time.perf_counter() - t0) - FINAL_EVAL_RESERVE_S if minutes else None
+    result: TrainResult = train(cfg, overwrite=True, console=console, time_limit_s=budget)
+
+    console.print(f"[bold]4/4 held-out phrasings[/] {task.val_size} problems worded unlike any training template")
+    phrasings = Path(result.run_dir) / PHRASINGS_FILE
+    write_jsonl(phrasings, heldout_phrasings(task, cfg.seed))
+    evals = eval_command([str(model_dir), str(result.run_dir)], str(phrasings), out=str(phrasings.with_suffix(".eval.json")),
+                         threads=cfg.threads, quiet=True)
+    total = time.perf_counter() - t0
+    before, after = result.first_val, result.last_val
+    ph_before, ph_after = evals[0].metrics["pass@1"], evals[1].metrics["pass@1"]
+    rows = [
+        ("held-out problems, greedy (before -> after)", f"{before['val/pass@1']:.1%} -> {after['val/pass@1']:.1%}"),
+        ("held-out phrasings, greedy (before -> after)", f"{ph_before:.1%} -> {ph_after:.1%}"),
+    ]
+    if "val/cap/nll" in after:
+        rows.append(("general-text NLL (before -> after)", f"{before['val/cap/nll']:.3f} -> {after['val/cap/nll']:.3f} "
+                     f"({after['val/cap/nll_rise']:+.1%}), KL to start {after['val/cap/kl']:.4f}"))
+    rows += [("GRPO steps", result.steps), ("total time", f"{total:.0f}s"), ("run directory", str(result.run_dir)),
+             ("compare yourself", f"rft eval {cfg.model.path} {result.run_dir} --data {phrasings}")]
+    if note:
+        rows.append(("model", note))
+    console.table(f"rft demo: {cfg.model.path}", rows)
+    return {"before": before, "after": after, "phrasings_before": ph_before, "phrasings_after": ph_after,
             "steps": result.steps, "seconds": total, "run_dir": str(result.run_dir)}
