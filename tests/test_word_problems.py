@@ -61,3 +61,12 @@ def test_config_accepts_digits_and_ops_and_rejects_multiplication():
         config_from_dict({"data": {"task": {"name": "word_problems", "ops": ["*"]}}})
     with pytest.raises(ValueError, match="val_size=30 leaves no training problems"):
         make_word_problems(TaskConfig(name="word_problems", digits=1, ops=["-"], val_size=30), 0)
+
+
+def test_held_out_phrasings_hold_both_operators_even_when_training_adds_only():
+    cfg = TaskConfig(name="word_problems", ops=["+"], val_size=40, train_size=300)
+    train, val, _ = make_word_problems(cfg, seed=0)
+    phr = heldout_phrasings(cfg, seed=0)
+    assert {e.get("op") for e in train + val} == {"+"}
+    assert [e.get("op") for e in phr].count("-") == 20 == [e.get("op") for e in phr].count("+")
+    assert not {_numbers(e) for e in train} & {_numbers(e) for e in phr}

@@ -21,7 +21,7 @@ import torch
 
 from rft.config import Config, load_config
 from rft.console import Console
-from rft.data import write_jsonl
+from rft.data import read_dataset, write_jsonl
 from rft.evaluate import sampled_pass_at_k
 from rft.grpo.train import TrainResult, train
 from rft.models.load import embedded_model_dir, load_model, load_tokenizer, resolve_model_path
@@ -130,9 +130,12 @@ def run_pretrained_demo(model: str, overrides: list[str], minutes: float | None,
     total = time.perf_counter() - t0
     before, after = result.first_val, result.last_val
     ph_before, ph_after = evals[0].metrics["pass@1"], evals[1].metrics["pass@1"]
+    ops = {e.id: e.get("op") for e in read_dataset(phrasings)}
+    by_op = {op: [_passed_share(ev.rows, ops, op) for ev in evals] for op in sorted(set(ops.values()))}
     rows = [
         ("held-out problems, greedy (before -> after)", f"{before['val/pass@1']:.1%} -> {after['val/pass@1']:.1%}"),
-        ("held-out phrasings, greedy (before -> after)", f"{ph_before:.1%} -> {ph_after:.1%}"),
+        ("held-out phrasings, greedy (before -> after)", f"{ph_before:.1%} -> {ph_after:.1%}  ("
+         + ", ".join(f"{op} {b:.0%} -> {a:.0%}" for op, (b, a) in by_op.items()) + ")"),
     ]
     if "val/cap/nll" in after:
         rows.append(("general-text NLL (before -> after)", f"{before['val/cap/nll']:.3f} -> {after['val/cap/nll']:.3f} "
@@ -143,4 +146,9 @@ def run_pretrained_demo(model: str, overrides: list[str], minutes: float | None,
         rows.append(("model", note))
     console.table(f"rft demo: {cfg.model.path}", rows)
     return {"before": before, "after": after, "phrasings_before": ph_before, "phrasings_after": ph_after,
-            "steps": result.steps, "seconds": total, "run_dir": str(result.run_dir)}
+            "phrasings_by_op": by_op, "steps": result.steps, "seconds": total, "run_dir": str(result.run_dir)}
+
+
+def _passed_share(rows: list[dict[str, Any]], ops: dict[str, str], op: str) -> float:
+    mine = [r for r in rows if ops.get(r["id"]) == op]
+    return sum(bool(r["passed"]) for r in mine) / max(len(mine), 1)

@@ -115,3 +115,22 @@ def test_baseline_of_a_grader_without_a_verdict_is_judged_on_its_scores(tmp_path
     baseline = next(c for c in json.loads((run_dir / "doctor.json").read_text())["checks"] if c["name"] == "baseline")
     assert baseline["verdict"] == verdict and words in baseline["advice"]
     assert baseline["values"]["mean_reward"] == pytest.approx(value) and baseline["values"]["pass@1"] == 0.0
+
+
+def test_doctor_suggests_a_free_text_mode_when_the_math_grader_reads_no_answer():
+    """An instruct model answering in sentences: extract: boxed reads nothing in most samples, and
+    the advice names auto / last_number; with last_number the same answers are read, no advice."""
+    from rft.data import Example
+    from rft.graders.registry import build
+    from rft.safety.doctor import extraction_advice
+
+    examples = [Example(id=str(i), prompt=f"What is {i} + 1?", fields={"answer": str(i + 1)}) for i in range(4)]
+    texts = [f"{i} + 1 = {i + 1}, so the answer is {i + 1}." for i in range(3)] + ["The answer is \\boxed{4}."]
+    for mode, advised in (("boxed", True), ("last_number", False)):
+        spec = {"type": "math", "extract": mode}
+        grader = build(spec)
+        share, advice = extraction_advice(spec, examples, [grader(t, e) for t, e in zip(texts, examples)])
+        assert share == (0.75 if mode == "boxed" else 0.0)
+        assert ("extract: auto" in advice and "last_number" in advice) == advised
+    assert extraction_advice({"type": "arithmetic"}, examples, [build({"type": "arithmetic"})(t, e)
+                                                                for t, e in zip(texts, examples)]) == (0.0, "")

@@ -7,7 +7,9 @@ checks, each line with a verdict ``ok`` / ``warn`` / ``block`` / ``skip``:
   the train and validation splits share no prompt;
 - **load**: the model, tokenizer and grader load and every prompt fits the context;
 - **grader**: the same completions (the model's greedy answers, plus the rows' ``reference`` /
-  ``answer`` fields when present) graded twice give the same scores; wall-clock ms per grade;
+  ``answer`` fields when present) graded twice give the same scores; wall-clock ms per grade; and
+  for the ``math`` grader, whether it could read an answer in most greedy samples at all -- if not,
+  the advice names ``extract: auto`` / ``last_number`` (:func:`extraction_advice`);
 - **baseline**: on ``n`` validation examples, greedy pass@1, and with the training sampler ``k``
   samples each: pass@k, the per-sample pass rate, the mean and best score and the share of groups
   with zero reward variance. No pass and no positive score blocks ("nothing to amplify": GRPO needs
@@ -160,7 +162,31 @@ def check_grader(s: Session, pool: Any, rows: list[dict[str, Any]], examples: li
                      "a reward that is not a function of the completion is noise to GRPO; fix the grader", values)
     if errors == len(again):
         return Check("grader", "warn", f"every grade errored ({again[0].reason})", "check the grader spec", values)
+    advice = extraction_advice(s.grader_spec, examples, again[: len(texts)])
+    values["no_answer_extracted"] = advice[0]
+    if advice[1]:
+        return Check("grader", "warn", f"deterministic, but {advice[0]:.0%} of the model's answers have no final answer "
+                     "the grader can read", advice[1], values)
     return Check("grader", "ok", f"deterministic over {len(again)} grades; {ms:.2f} ms per grade", values=values)
+
+
+def extraction_advice(spec: dict[str, Any] | None, examples: list[Example], grades: list[Any]) -> tuple[float, str]:
+    """(share of the model's answers from which a ``math`` grader extracted nothing, advice or "").
+
+    More than half without an answer read means the grader looks for a marker the model does not
+    write (``extract: boxed`` on an instruct model that answers in sentences): every such sample
+    scores 0 whatever its arithmetic, and GRPO has nothing to learn from. The advice names the
+    free-text modes of :mod:`rft.graders.math`."""
+    math = [(e.grader or spec, g) for e, g in zip(examples, grades) if (e.grader or spec or {}).get("type") == "math"]
+    if not math:
+        return 0.0, ""
+    share = sum("extracted" in g.details and g.details["extracted"] is None for _, g in math) / len(math)
+    mode = math[0][0].get("extract", "boxed")
+    if share <= 0.5 or mode in ("auto", "last_number"):
+        return share, ""
+    return share, (f"the math grader (extract: {mode}) found no answer in most greedy samples; for answers written "
+                   "in sentences set `extract: auto` (math-verify's own final answer) or, for plain numbers "
+                   "(GSM8K style), `extract: last_number`")
 
 
 def check_baseline(s: Session, pool: Any, n: int, k: int) -> tuple[Check, Check, dict[str, Any]]:

@@ -9,10 +9,11 @@ operand size.
 
 **Phrasings held out.** The stories come from templates in two families: :data:`TRAIN_TEMPLATES`,
 which training and validation draw from, and :data:`HELDOUT_TEMPLATES`, worded unlike any of them
-(the question first, "difference", "more than", "combined", two-step wording), which only
-:func:`heldout_phrasings` draws from. A gain on validation that also shows there is a gain in the
-skill, not in recognising the training sentences; ``rft demo --model smollm2-135m-instruct`` writes
-that set to its run directory and evaluates it before and after.
+(the question first, "difference", "years older", "take away", two-step wording), which only
+:func:`heldout_phrasings` draws from -- always with both operators, whatever ``ops`` training uses.
+A gain on validation that also shows there is a gain in the skill, not in recognising the training
+sentences; ``rft demo --model smollm2-135m-instruct`` writes that set to its run directory and
+evaluates it before and after (per operator too).
 
 **Splits.** Operand pairs, not only prompts, are disjoint: a validation or held-out-phrasing problem
 never has the numbers (and operator) of a training problem, so no answer can be memorised from
@@ -114,9 +115,18 @@ def _make_all(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example],
     pairs = _pairs(cfg, rng)
     n_val, n_train = _split_sizes(cfg, len(pairs))
     val = [_example(i, "val", *p, TRAIN_TEMPLATES, rng) for i, p in enumerate(pairs[:n_val])]
-    phrasings = [_example(i, "phrasing", *p, HELDOUT_TEMPLATES, rng)
-                 for i, p in enumerate(pairs[n_val : 2 * n_val])]
     train = [_example(i, "train", *p, TRAIN_TEMPLATES, rng) for i, p in enumerate(pairs[2 * n_val : 2 * n_val + n_train])]
+    # held-out phrasings: both operators, on pairs neither split uses (the training operator's from
+    # the pairs set aside for them, the other operator's from its own shuffled pairs)
+    used = set(pairs[:n_val]) | set(pairs[2 * n_val : 2 * n_val + n_train])
+    spare = {op: [p for p in pairs[n_val : 2 * n_val] if p[1] == op] for op in ("+", "-")}
+    for op in ("+", "-"):
+        if not spare[op]:
+            other = _pairs(cfg.model_copy(update={"ops": [op]}), random.Random(seed + 1))
+            spare[op] = [p for p in other if p not in used][: n_val // 2]
+    mixed = [p for pair in zip(spare["+"], spare["-"]) for p in pair] + spare["+"][len(spare["-"]):] \
+        + spare["-"][len(spare["+"]):]
+    phrasings = [_example(i, "phrasing", *p, HELDOUT_TEMPLATES, rng) for i, p in enumerate(mixed[:n_val])]
     assert_disjoint(train, val)
     assert_disjoint(train, phrasings)
     return train, val, phrasings
