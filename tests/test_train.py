@@ -90,3 +90,12 @@ def test_existing_run_directory_is_not_overwritten_silently(tmp_path, one_digit_
     train(cfg, console=QUIET)
     with pytest.raises(FileExistsError, match="--resume"):
         train(cfg, console=QUIET)
+
+
+def test_a_time_limit_stops_before_a_step_and_the_final_validation_would_overrun(monkeypatch):
+    import rft.grpo.train as tr
+
+    monkeypatch.setattr(tr.time, "monotonic", lambda: 100.0)
+    assert not tr.out_of_time(None, 1e9, 1e9)
+    assert not tr.out_of_time(110.0, 6.0, 3.0)  # 100 + 6 + 3 = 109 fits in the 110 deadline
+    assert tr.out_of_time(110.0, 6.0, 5.0)  # 111 would not: this step is the last, validated now

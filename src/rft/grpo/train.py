@@ -207,10 +207,17 @@ def validate(s: Session, sampler: TorchSampler, pool: GraderPool, run: RunDir, s
     return {f"val/{k}": v for k, v in metrics.items()}
 
 
+def out_of_time(deadline: float | None, step_s: float, val_s: float) -> bool:
+    """Whether another step of ``step_s`` plus a final validation of ``val_s`` would end past ``deadline``."""
+    return deadline is not None and time.monotonic() + step_s + val_s > deadline
+
+
 def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = False,
           console: Console | None = None, time_limit_s: float | None = None) -> TrainResult:
-    """Run GRPO. ``time_limit_s`` ends the run early (validated and checkpointed) once exceeded.
+    """Run GRPO. ``time_limit_s`` ends the run early (validated and checkpointed) at the first step after
+    which another step and the final validation, timed as the last ones took, would not fit in it.
     Under torchrun this is one data-parallel rank (rft.distributed); only rank 0 writes and prints."""
+    t_start = time.monotonic()  # time_limit_s counts from here: loading and the first validation included
     ctx = init_distributed(cfg)
     console = (console or Console()) if ctx.is_main else Console(quiet=True)
     run = (RunDir if ctx.is_main else FollowerRunDir)(resume if resume is not None else cfg.run_dir)
@@ -239,6 +246,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                             cfg.sampling.top_k)
     pool = s.pool()
     state: dict[str, Any] = {"step": 0, "best_val": -1.0, "first_val": {}, "last_val": {}}
+    val_s = 0.0  # the last validation's seconds: what the final one is expected to take
     guard, guard_ref = None, run.path / "capability_ref.pt"  # the reference's general-text distributions
     if cfg.eval.capability:
         guard = CapabilityGuard.from_config(tok, cfg.eval.capability_file,  # paragraphs cut to the context
@@ -260,8 +268,10 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             console.print(f"capability guard off: {guard_ref} is missing (the run was started without the guard)")
     else:
         run.create(cfg.to_yaml(), overwrite=overwrite)
+        t_val = time.monotonic()
         with ctx.full_weights(model):
             state["first_val"] = state["last_val"] = validate(s, sampler, pool, run, 0, guard)
+        val_s = time.monotonic() - t_val
         if guard is not None and ctx.is_main:
             guard.save(guard_ref)
         state["best_val"] = state["first_val"]["val/pass@1"]
@@ -269,7 +279,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
         console.print(f"step 0: held-out pass@1 {state['first_val']['val/pass@1']:.3f}")
 
     ctx.barrier()  # rank 0 has created or truncated the run directory before the others read it
-    deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None
+    deadline = t_start + time_limit_s if time_limit_s is not None else None
     monitors = Monitors(cfg.monitors, history=run.read_metrics())  # a resumed run replays its records
     with console.progress(g.steps, "grpo") as bar:
         bar.update(state["step"])
@@ -324,7 +334,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                 upd = ctx.reduce_update_metrics(upd, tokens)
 
             step_s = time.perf_counter() - t_step
-            last = ctx.any(step == g.steps or (deadline is not None and time.monotonic() > deadline))
+            last = ctx.any(step == g.steps or out_of_time(deadline, step_s, val_s))
             # policy statistics are over everything sampled this step (dropped groups included)
             all_done = [c for grp in sampled for c in grp.completions]
             all_rewards = torch.tensor([gr.score for grp in sampled for gr in grp.grades], dtype=torch.float32)
@@ -367,6 +377,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             record.update(times)
             run.log_metrics(record)
             if "time/validate" in times:
+                val_s = times["time/validate"]
                 run.log_metrics({"type": "val", "step": step, **state["last_val"]})
             last = ctx.any(emit_alerts(alerts, monitors, run, console) or last)
 
