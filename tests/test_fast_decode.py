@@ -5,6 +5,7 @@ import torch
 from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
+from rft.models.compat import cache_kwargs
 from rft.models.load import load_model, load_tokenizer
 from rft.rollout import SamplingParams, TorchSampler
 from rft.rollout.fast_decode import fast_decoder
@@ -88,7 +89,7 @@ def test_bfloat16_fast_step_is_as_close_to_float32_as_the_models_own_bfloat16_fo
     caches = {k: decode_cache(m, width + steps) for k, m in (("32", m32), ("16", m16), ("fast", m16))}
     with torch.inference_mode():
         for k, m in (("32", m32), ("16", m16), ("fast", m16)):
-            m(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=caches[k], use_cache=True)
+            m(input_ids=ids, attention_mask=mask, position_ids=pos, **cache_kwargs(m, caches[k]), use_cache=True)
         fast = fast_decoder(m16, caches["fast"])
         assert fast is not None
         full = torch.cat([mask, mask.new_ones(4, steps)], -1)
@@ -97,9 +98,9 @@ def test_bfloat16_fast_step_is_as_close_to_float32_as_the_models_own_bfloat16_fo
         for t in range(steps):
             step_mask = full[:, : width + t + 1]
             truth = m32(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos,
-                        past_key_values=caches["32"], use_cache=True).logits[:, -1]
+                        **cache_kwargs(m32, caches["32"]), use_cache=True).logits[:, -1]
             own = m16(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos,
-                      past_key_values=caches["16"], use_cache=True).logits[:, -1].float()
+                      **cache_kwargs(m16, caches["16"]), use_cache=True).logits[:, -1].float()
             ours = fast(tok, next_pos, step_mask.bool()).float()
             worst_model = max(worst_model, float((own - truth).abs().max()))
             worst_fast = max(worst_fast, float((ours - truth).abs().max()))
@@ -119,8 +120,8 @@ def _compare_steps(model, arch, padded, atol=2e-5):
     caches = [decode_cache(model, width + steps) for _ in range(2)]
     with torch.inference_mode():
         for cache in caches:
-            model(input_ids=ids, attention_mask=mask if padded else None, position_ids=pos, past_key_values=cache,
-                  use_cache=True)
+            model(input_ids=ids, attention_mask=mask if padded else None, position_ids=pos,
+                  **cache_kwargs(model, cache), use_cache=True)
         fast = fast_decoder(model, caches[1])
         assert fast is not None, f"{arch}: no written-out decode step"
         full = torch.cat([mask, mask.new_ones(4, steps)], -1)
@@ -129,7 +130,7 @@ def _compare_steps(model, arch, padded, atol=2e-5):
         for t in range(steps):
             step_mask = full[:, : width + t + 1]
             want = model(input_ids=tok[:, None], attention_mask=step_mask if padded else None, position_ids=next_pos,
-                         past_key_values=caches[0], use_cache=True).logits[:, -1]
+                         **cache_kwargs(model, caches[0]), use_cache=True).logits[:, -1]
             got = fast(tok, next_pos, step_mask.bool() if padded else None)
             assert torch.allclose(got, want, atol=atol, rtol=1e-5), f"{arch} step {t}: {(got - want).abs().max()}"
             assert want.std() > 0.2  # the comparison is not between two near-constant outputs
@@ -190,7 +191,7 @@ def test_models_it_does_not_write_out_get_the_models_forward(tmp_path):
     def prefilled(model):
         cache = decode_cache(model, 10)
         with torch.inference_mode():
-            model(input_ids=ids, past_key_values=cache, use_cache=True)
+            model(input_ids=ids, **cache_kwargs(model, cache), use_cache=True)
         return cache
 
     assert fast_decoder(llama, prefilled(llama)) is not None
