@@ -5,7 +5,7 @@ import torch
 from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
-from rft.models.compat import cache_kwargs
+from rft.models.compat import cache_kwargs, peft_wrapping
 from rft.models.load import load_model, load_tokenizer
 from rft.rollout import SamplingParams, TorchSampler
 from rft.rollout.fast_decode import fast_decoder
@@ -46,7 +46,8 @@ def _lora(model, **kw):
     """peft LoRA on every projection, with B moved off zero so that the adapters change the output."""
     from peft import LoraConfig, get_peft_model
 
-    wrapped = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", **kw)).eval()
+    with peft_wrapping():
+        wrapped = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", **kw)).eval()
     with torch.no_grad():
         for name, p in wrapped.named_parameters():
             if "lora_B" in name:
@@ -195,11 +196,14 @@ def test_models_it_does_not_write_out_get_the_models_forward(tmp_path):
         return cache
 
     assert fast_decoder(llama, prefilled(llama)) is not None
-    dora = get_peft_model(llama, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], use_dora=True))
+    with peft_wrapping():
+        dora = get_peft_model(llama, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], use_dora=True))
     assert fast_decoder(dora, prefilled(dora)) is None  # DoRA's magnitude vector is not computed here
     dora.merge_adapter()
     assert fast_decoder(dora, prefilled(dora)) is None  # merged adapters: peft's own bookkeeping
-    gpt2 = get_peft_model(load_model(_save(ARCHS["gpt2"], tmp_path / "gpt2")), LoraConfig(r=2, target_modules=["c_attn"]))
+    with peft_wrapping():
+        gpt2 = get_peft_model(load_model(_save(ARCHS["gpt2"], tmp_path / "gpt2")),
+                              LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True))  # Conv1D: [in, out]
     assert fast_decoder(gpt2, prefilled(gpt2)) is None  # LoRA on GPT-2's Conv1D layers is not written out
     torch.manual_seed(0)
     sliding = MistralForCausalLM(MistralConfig(**SMALL, num_key_value_heads=2, sliding_window=4)).eval()

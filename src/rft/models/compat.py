@@ -10,8 +10,10 @@ signature does, so no call of ours passes a deprecated argument on either side o
 from __future__ import annotations
 
 import inspect
+import warnings
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterator
 
 
 @lru_cache(maxsize=None)
@@ -28,3 +30,19 @@ def cache_kwargs(module: Any, cache: Any) -> dict[str, Any]:
     if callable(get_base):
         owner = get_base()
     return {_cache_arg(type(owner)): cache}
+
+
+@contextmanager
+def peft_wrapping() -> Iterator[None]:
+    """Around the construction of a peft model (``get_peft_model``, ``PeftModel.from_pretrained``).
+
+    peft (0.21.2, the newest) reads ``model.is_gradient_checkpointing`` while it wraps a model, and
+    transformers 5.23 deprecated that property for ``is_activation_checkpointing`` with a
+    FutureWarning on every read. The read is peft's, not ours, so that one warning -- that message,
+    raised in ``transformers.modeling_utils`` -- is ignored here, for the duration of the wrap only;
+    any other warning still shows (and fails the tests, which turn FutureWarnings into errors).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                category=FutureWarning, module=r"transformers\.modeling_utils")
+        yield

@@ -19,6 +19,7 @@ from typing import Any
 from transformers import PreTrainedModel
 
 from rft.config import ConfigError, LoRAConfig
+from rft.models.compat import peft_wrapping
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -52,7 +53,8 @@ def add_adapter(model: PreTrainedModel, cfg: LoRAConfig) -> PreTrainedModel:
     spec = peft.LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                            target_modules=cfg.target_modules, bias="none", task_type="CAUSAL_LM")
     try:
-        wrapped = peft.get_peft_model(model, spec)
+        with peft_wrapping():
+            wrapped = peft.get_peft_model(model, spec)
     except ValueError as e:  # e.g. target module names that match nothing in this architecture
         raise ConfigError(f"model.lora.target_modules={cfg.target_modules!r}: {e}; name modules of this model "
                           "(e.g. [q_proj, v_proj]) or use 'all-linear'") from None
@@ -63,7 +65,8 @@ def add_adapter(model: PreTrainedModel, cfg: LoRAConfig) -> PreTrainedModel:
 def load_adapter(model: PreTrainedModel, adapter_dir: str | Path, trainable: bool) -> PreTrainedModel:
     """The base ``model`` with the adapter saved in ``adapter_dir`` (a checkpoint) loaded onto it."""
     peft = _peft()
-    wrapped = peft.PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
+    with peft_wrapping():
+        wrapped = peft.PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
     wrapped.eval()
     return wrapped
 
