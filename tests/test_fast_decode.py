@@ -5,6 +5,7 @@ import torch
 from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
+from rft.models.compat import cache_kwargs, peft_wrapping
 from rft.models.load import load_model, load_tokenizer
 from rft.rollout import SamplingParams, TorchSampler
 from rft.rollout.fast_decode import fast_decoder
@@ -45,7 +46,8 @@ def _lora(model, **kw):
     """peft LoRA on every projection, with B moved off zero so that the adapters change the output."""
     from peft import LoraConfig, get_peft_model
 
-    wrapped = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", **kw)).eval()
+    with peft_wrapping():
+        wrapped = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", **kw)).eval()
     with torch.no_grad():
         for name, p in wrapped.named_parameters():
             if "lora_B" in name:
@@ -86,7 +88,7 @@ def test_bfloat16_fast_step_is_as_close_to_float32_as_the_models_own_bfloat16_fo
     caches = {k: decode_cache(m, width + steps) for k, m in (("32", m32), ("16", m16), ("fast", m16))}
     with torch.inference_mode():
         for k, m in (("32", m32), ("16", m16), ("fast", m16)):
-            m(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=caches[k], use_cache=True)
+            m(input_ids=ids, attention_mask=mask, position_ids=pos, **cache_kwargs(m, caches[k]), use_cache=True)
         fast = fast_decoder(m16, caches["fast"])
         assert fast is not None
         full = torch.cat([mask, mask.new_ones(4, steps)], -1)
@@ -95,9 +97,9 @@ def test_bfloat16_fast_step_is_as_close_to_float32_as_the_models_own_bfloat16_fo
         for t in range(steps):
             step_mask = full[:, : width + t + 1]
             truth = m32(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos,
-                        past_key_values=caches["32"], use_cache=True).logits[:, -1]
+                        **cache_kwargs(m32, caches["32"]), use_cache=True).logits[:, -1]
             own = m16(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos,
-                      past_key_values=caches["16"], use_cache=True).logits[:, -1].float()
+                      **cache_kwargs(m16, caches["16"]), use_cache=True).logits[:, -1].float()
             ours = fast(tok, next_pos, step_mask.bool()).float()
             worst_model = max(worst_model, float((own - truth).abs().max()))
             worst_fast = max(worst_fast, float((ours - truth).abs().max()))
@@ -117,8 +119,8 @@ def _compare_steps(model, arch, padded, atol=2e-5):
     caches = [decode_cache(model, width + steps) for _ in range(2)]
     with torch.inference_mode():
         for cache in caches:
-            model(input_ids=ids, attention_mask=mask if padded else None, position_ids=pos, past_key_values=cache,
-                  use_cache=True)
+            model(input_ids=ids, attention_mask=mask if padded else None, position_ids=pos,
+                  **cache_kwargs(model, cache), use_cache=True)
         fast = fast_decoder(model, caches[1])
         assert fast is not None, f"{arch}: no written-out decode step"
         full = torch.cat([mask, mask.new_ones(4, steps)], -1)
@@ -127,7 +129,7 @@ def _compare_steps(model, arch, padded, atol=2e-5):
         for t in range(steps):
             step_mask = full[:, : width + t + 1]
             want = model(input_ids=tok[:, None], attention_mask=step_mask if padded else None, position_ids=next_pos,
-                         past_key_values=caches[0], use_cache=True).logits[:, -1]
+                         **cache_kwargs(model, caches[0]), use_cache=True).logits[:, -1]
             got = fast(tok, next_pos, step_mask.bool() if padded else None)
             assert torch.allclose(got, want, atol=atol, rtol=1e-5), f"{arch} step {t}: {(got - want).abs().max()}"
             assert want.std() > 0.2  # the comparison is not between two near-constant outputs
@@ -188,15 +190,18 @@ def test_models_it_does_not_write_out_get_the_models_forward(tmp_path):
     def prefilled(model):
         cache = decode_cache(model, 10)
         with torch.inference_mode():
-            model(input_ids=ids, past_key_values=cache, use_cache=True)
+            model(input_ids=ids, **cache_kwargs(model, cache), use_cache=True)
         return cache
 
     assert fast_decoder(llama, prefilled(llama)) is not None
-    dora = get_peft_model(llama, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], use_dora=True))
+    with peft_wrapping():
+        dora = get_peft_model(llama, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], use_dora=True))
     assert fast_decoder(dora, prefilled(dora)) is None  # DoRA's magnitude vector is not computed here
     dora.merge_adapter()
     assert fast_decoder(dora, prefilled(dora)) is None  # merged adapters: peft's own bookkeeping
-    gpt2 = get_peft_model(load_model(_save(ARCHS["gpt2"], tmp_path / "gpt2")), LoraConfig(r=2, target_modules=["c_attn"]))
+    with peft_wrapping():
+        gpt2 = get_peft_model(load_model(_save(ARCHS["gpt2"], tmp_path / "gpt2")),
+                              LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True))  # Conv1D: [in, out]
     assert fast_decoder(gpt2, prefilled(gpt2)) is None  # LoRA on GPT-2's Conv1D layers is not written out
     torch.manual_seed(0)
     sliding = MistralForCausalLM(MistralConfig(**SMALL, num_key_value_heads=2, sliding_window=4)).eval()

@@ -2,13 +2,14 @@ import pytest
 import torch
 from transformers import DynamicCache
 
+from rft.models.compat import cache_kwargs
 from rft.models.load import load_model, load_tokenizer
 from rft.rollout.kv_cache import SlabLayer, decode_cache
 
 
 def _decode(model, cache, ids, steps, keep=None):
     """Prefill ``ids``, repeat each row twice, then feed fixed tokens; optionally drop rows midway."""
-    out = [model(input_ids=ids, past_key_values=cache, use_cache=True).logits[:, -1]]
+    out = [model(input_ids=ids, **cache_kwargs(model, cache), use_cache=True).logits[:, -1]]
     cache.batch_repeat_interleave(2)
     rows = ids.repeat_interleave(2, 0)
     pos = torch.full((rows.shape[0], 1), ids.shape[1])
@@ -17,7 +18,7 @@ def _decode(model, cache, ids, steps, keep=None):
             cache.batch_select_indices(keep)
             rows, pos = rows[keep], pos[keep]
         tok = (rows[:, :1] + t) % 50 + 4
-        out.append(model(input_ids=tok, position_ids=pos, past_key_values=cache, use_cache=True).logits[:, -1])
+        out.append(model(input_ids=tok, position_ids=pos, **cache_kwargs(model, cache), use_cache=True).logits[:, -1])
         pos = pos + 1
     return out
 
@@ -41,6 +42,6 @@ def test_slab_cache_refuses_to_overflow(tiny_model_dir):
     ids = torch.tensor([tok("12+34=")["input_ids"]])
     cache = decode_cache(model, ids.shape[1])
     with torch.no_grad():
-        model(input_ids=ids, past_key_values=cache, use_cache=True)
+        model(input_ids=ids, **cache_kwargs(model, cache), use_cache=True)
         with pytest.raises(RuntimeError, match="exceed"):
-            model(input_ids=ids[:, :1], past_key_values=cache, use_cache=True)
+            model(input_ids=ids[:, :1], **cache_kwargs(model, cache), use_cache=True)

