@@ -55,10 +55,10 @@ class Run:
     detail: dict
 
 
-def run_measured(cmd: list[str], log: Path) -> tuple[str, float]:
-    """Run ``cmd``; return (stdout, peak RSS in MB of its process tree, from wait4)."""
+def run_measured(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> tuple[str, float]:
+    """Run ``cmd`` (in ``env``, default this one); return (stdout, peak RSS in MB of its process tree, from wait4)."""
     with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=f, text=True, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=f, text=True, cwd=ROOT, env=env)
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
