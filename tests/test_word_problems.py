@@ -7,7 +7,7 @@ import pytest
 from rft.config import ConfigError, TaskConfig, config_from_dict
 from rft.graders.registry import build
 from rft.tasks import TASKS
-from rft.tasks.word_problems import HELDOUT_TEMPLATES, TRAIN_TEMPLATES, heldout_phrasings, make_word_problems
+from rft.tasks.word_problems import HELDOUT_TEMPLATES, INSTRUCTION, TRAIN_TEMPLATES, heldout_phrasings, make_word_problems
 
 CFG = TaskConfig(name="word_problems", ops=["+", "-"], val_size=60, train_size=400)
 
@@ -33,6 +33,8 @@ def test_held_out_phrasings_use_only_templates_training_never_sees():
     first_words = {t.split()[0] for _, t in TRAIN_TEMPLATES}
     assert {t for _, t in HELDOUT_TEMPLATES}.isdisjoint({t for _, t in TRAIN_TEMPLATES})
     assert any(t.split()[0] not in first_words for _, t in HELDOUT_TEMPLATES)
+    # the answer-format instruction is the same everywhere: it is not a phrasing
+    assert all(e.prompt[0]["content"].endswith(" " + INSTRUCTION) for e in train + val + heldout_phrasings(CFG, seed=1))
 
 
 def test_answers_are_the_true_results_and_the_solutions_score_one_with_the_tasks_grader():

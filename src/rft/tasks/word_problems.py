@@ -32,6 +32,13 @@ from rft.data import Example, assert_disjoint
 
 GRADER_SPEC = {"type": "math", "extract": "last_number"}
 
+# Appended to every problem (training, validation and held-out phrasings alike): an instruction, not a
+# phrasing. Without it SmolLM2-135M-Instruct (4-bit) opens most replies with "To solve this problem,
+# we need to consider ..." and runs out of 48 tokens before any number: greedy on 100 validation
+# problems, + 7 % -> 11 %, held-out phrasings + 2 % -> 18 % with it (- stays 0-4 %: the model sets
+# up "91 - 59 =" and gets the borrow wrong). A system prompt did less (+ 13 %, phrasings 4 %).
+INSTRUCTION = "Answer with the number."
+
 NAMES = ("Tom", "Sara", "Ali", "Mia", "Ben", "Lena", "Omar", "Grace", "Ivan", "Nora", "Leo", "Ruth")
 THINGS = ("apples", "books", "stickers", "marbles", "coins", "stamps", "cookies", "pencils", "shells", "cards")
 
@@ -95,7 +102,7 @@ def _example(i: int, kind: str, a: int, op: str, b: int, templates: tuple[tuple[
     answer = _result(a, b, op)
     return Example(
         id=f"{kind}-{i}",
-        prompt=[{"role": "user", "content": text}],
+        prompt=[{"role": "user", "content": f"{text} {INSTRUCTION}"}],
         fields={"answer": str(answer), "op": op, "template": f"{kind}-{j}",
                 "solution": f"{a} {op} {b} = {answer}. The answer is {answer}."},
     )
