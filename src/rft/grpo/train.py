@@ -213,9 +213,11 @@ def out_of_time(deadline: float | None, step_s: float, val_s: float) -> bool:
 
 
 def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = False,
-          console: Console | None = None, time_limit_s: float | None = None) -> TrainResult:
+          console: Console | None = None, time_limit_s: float | None = None, after_vals: float = 0.0) -> TrainResult:
     """Run GRPO. ``time_limit_s`` ends the run early (validated and checkpointed) at the first step after
-    which another step and the final validation, timed as the last ones took, would not fit in it.
+    which another step and the final validation, timed as the last ones took, would not fit in it;
+    ``after_vals`` keeps that many more validations' time free for work the caller does afterwards
+    (the SmolLM2 demo's phrasing evaluation), so the reserve follows the machine's speed.
     Under torchrun this is one data-parallel rank (rft.distributed); only rank 0 writes and prints."""
     t_start = time.monotonic()  # time_limit_s counts from here: loading and the first validation included
     ctx = init_distributed(cfg)
@@ -334,7 +336,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                 upd = ctx.reduce_update_metrics(upd, tokens)
 
             step_s = time.perf_counter() - t_step
-            last = ctx.any(step == g.steps or out_of_time(deadline, step_s, val_s))
+            last = ctx.any(step == g.steps or out_of_time(deadline, step_s, val_s * (1 + after_vals)))
             # policy statistics are over everything sampled this step (dropped groups included)
             all_done = [c for grp in sampled for c in grp.completions]
             all_rewards = torch.tensor([gr.score for grp in sampled for gr in grp.grades], dtype=torch.float32)
