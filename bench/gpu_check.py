@@ -34,8 +34,10 @@ the first is left out of the medians. rft has no setting to ignore EOS, so the t
 unsampleable: a byte-level BPE whose id i >= 256 decodes to ``t<i>`` and whose ``<|endoftext|>`` is
 id 151,936, one past the output layer (:func:`id_tokenizer`); every completion runs to 256 tokens in
 rft and in TRL (the completion lengths are recorded, not assumed). Prompts are random lowercase
-letters, one token each. Reward: regex ``[0-4]$`` (the last token's id ends in 0-4), about half of the rows, so groups carry signal. Reported per run: rollout tokens/s (completion tokens over
-``time/rollout``), training tokens/s (completion tokens over reference + update time), MFU of the
+letters, one token each. Reward: regex ``[0-4]$`` (the last token's id ends in 0-4), about half of
+the rows, so groups carry signal. Reported per run: rollout tokens/s (completion tokens over
+``time/rollout``), training tokens/s (completion tokens over reference + update time), the whole
+step's tokens/s counting every row's prompt and completion (how prime-rl's anchor counts), MFU of the
 training phase and of the whole step (FLOPs counted by ``bench/rft_vs_trl_smollm2.step_flops``:
 each prompt once per group, no padding) against the card's bf16 dense peak (H100/H200 SXM: 989
 TFLOP/s) and against a measured 8192^3 bf16 matmul, peak GPU memory
@@ -61,8 +63,11 @@ ignored by git), then::
         --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1 &&
         python3 bench/gpu_check.py --out $OUT/gpu", carry=[".whl"], timeout_s=540)
 
-(one line). Results come back as ``$OUT/gpu/results.json`` and ``summary.md`` (two files); the
-models and runs go to ``--work`` (default a temporary directory), not to ``$OUT``. On the CPU::
+(one line; the tool sends the session's own checkout, so this file and ``.whl`` must be there).
+Results come back as ``$OUT/gpu/results.json`` and ``summary.md`` (two files, rewritten after every
+entry, so a run stopped at its limit still returns what it measured); the models and runs go to
+``--work`` (default a temporary directory), not to ``$OUT``. Throughput runs stop starting after
+``--budget-s`` (420 s) and a second round starts only if the first one's time still fits. On the CPU::
 
     flock /tmp/rft-cpu.lock python bench/gpu_check.py --out /tmp/gpu_dry --dry-run
 
@@ -89,7 +94,12 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+    from rft.config import Config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -186,7 +196,7 @@ QWEN2_SPLIT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| 
 EOS_TEXT = "<|endoftext|>"
 
 
-def id_tokenizer(vocab: int):
+def id_tokenizer(vocab: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer built the way transformers' ``Qwen2Tokenizer`` builds one (NFC,
     Qwen2's split, byte-level pre-tokenizer and decoder, no merges), because ``AutoTokenizer`` loads a
     ``qwen2`` model directory's tokenizer as ``Qwen2Tokenizer`` whatever tokenizer_config.json says
@@ -212,7 +222,8 @@ def id_tokenizer(vocab: int):
                                    padding_side="left")
 
 
-def build_model(s: Sizes, out: Path, dtype: torch.dtype, seed: int = 0, scale: float = 1.0) -> Path:
+def build_model(s: Sizes, out: Path, dtype: torch.dtype, device: torch.device, seed: int = 0,
+                scale: float = 1.0) -> Path:
     """A random-init Qwen2 causal LM of shape ``s`` and its tokenizer, saved with save_pretrained.
     ``scale`` multiplies every matrix (the correctness checks use 4, as tests/test_fast_decode.py
     does: logits that differ by a lot per row, so that greedy choices are not near-ties)."""
@@ -224,7 +235,8 @@ def build_model(s: Sizes, out: Path, dtype: torch.dtype, seed: int = 0, scale: f
                       rope_parameters={"rope_type": "default", "rope_theta": 1e6},
                       bos_token_id=None, eos_token_id=s.vocab, pad_token_id=0)
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(cfg).to(dtype)
+    with device:  # initialised where it will run: 0.5B parameters initialise in seconds on a GPU, not a minute
+        model = Qwen2ForCausalLM(cfg).to(dtype)
     if scale != 1.0:
         with torch.no_grad():
             for p in model.parameters():
@@ -263,7 +275,7 @@ def write_data(work: Path, s: Sizes, n_train: int, seed: int = 0) -> tuple[Path,
 
 
 def rft_config(work: Path, name: str, model: Path, data: tuple[Path, Path], s: Sizes, device: str, *, lora: bool,
-               steps: int, lr: float, checkpoint_every: int | None = None):
+               steps: int, lr: float, checkpoint_every: int | None = None) -> Config:
     from rft.config import config_from_dict
 
     return config_from_dict({
@@ -281,7 +293,7 @@ def rft_config(work: Path, name: str, model: Path, data: tuple[Path, Path], s: S
     })
 
 
-def load(path: Path, dtype: str, device: torch.device):
+def load(path: Path, dtype: str, device: torch.device) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     from rft.models.load import load_model, load_tokenizer
 
     return load_model(path, dtype, str(device)), load_tokenizer(path)
@@ -520,13 +532,14 @@ def work_flops(model_dir: Path, s: Sizes, completion_len: float, lora: bool) -> 
     return {phase: sum(parts.values()) for phase, parts in per_phase.items()}
 
 
-def rates(step_s: float, rollout_s: float, train_s: float, completion_tokens: float, fl: dict[str, float],
-          peak: float | None, measured: float) -> dict[str, Any]:
-    """tokens/s and MFU of a step whose phases took these seconds."""
+def rates(step_s: float, rollout_s: float, train_s: float, completion_tokens: float, sequence_tokens: float,
+          fl: dict[str, float], peak: float | None, measured: float) -> dict[str, Any]:
+    """tokens/s and MFU of a step whose phases took these seconds. ``sequence_tokens``: every row's
+    prompt plus completion, the count trainers such as prime-rl report tokens/s of."""
     train_fl = fl["reference"] + fl["policy_forward"] + fl["backward"]
     total = sum(fl.values())
     return {"rollout_tokens_per_s": completion_tokens / rollout_s, "train_tokens_per_s": completion_tokens / train_s,
-            "step_tokens_per_s": completion_tokens / step_s,
+            "step_tokens_per_s": completion_tokens / step_s, "step_sequence_tokens_per_s": sequence_tokens / step_s,
             "train_tflops": train_fl / train_s / 1e12, "step_tflops": total / step_s / 1e12,
             "mfu_train": train_fl / train_s / peak if peak else None, "mfu_step": total / step_s / peak if peak else None,
             "mfu_train_vs_measured_matmul": train_fl / train_s / measured,
@@ -597,8 +610,8 @@ def rft_throughput(work: Path, model_dir: Path, data: tuple[Path, Path], s: Size
            "step_s_all": [r["step_s"] for r in steps], "reward_mean": [r["reward_mean"] for r in steps],
            "update_skipped": [r.get("update_skipped", 0) for r in steps],
            "optimizer": "MasterWeightAdamW (float32 masters over bf16 weights)", "lr": LR[setting],
-           **mem, **rates(med["step_s"], med["time/rollout"], train_s, med["completion_len_mean"] * rows, fl, peak,
-                          measured), "flops_per_step": fl}
+           **mem, **rates(med["step_s"], med["time/rollout"], train_s, med["completion_len_mean"] * rows,
+                          rows * (s.prompt_len + med["completion_len_mean"]), fl, peak, measured), "flops_per_step": fl}
     full_length = all(r["completion_len_mean"] == s.new_tokens for r in steps)
     out["all_completions_full_length"] = full_length
     return len(steps) == s.steps and full_length and train_s > 0, out
@@ -701,7 +714,8 @@ def trl_throughput(work: Path, model_dir: Path, data: tuple[Path, Path], s: Size
            "optimizer": "AdamW over the bf16 weights (TRL/Trainer default)", "lr": LR[setting],
            "logged_completion_mean_length": [lg["completions/mean_length"] for lg in log_rows
                                              if "completions/mean_length" in lg],
-           **mem, **rates(med["step_s"], med["generate_s"], train_s, med["completion_tokens"], fl, peak, measured),
+           **mem, **rates(med["step_s"], med["generate_s"], train_s, med["completion_tokens"],
+                          rows * s.prompt_len + med["completion_tokens"], fl, peak, measured),
            "flops_per_step": fl}
     out["all_completions_full_length"] = all(r.get("completion_tokens") == rows * s.new_tokens for r in records)
     return len(records) == s.steps and on_device and train_s > 0, out
@@ -785,7 +799,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", help="scratch directory for models and runs (default: a new temporary directory)")
     p.add_argument("--pairs", type=int, default=2, help="rounds of (rft, TRL) x (full, LoRA), alternating")
     p.add_argument("--budget-s", type=float, default=420.0,
-                   help="no further round is started when it would end past this many seconds from the start")
+                   help="seconds from the start after which no throughput run starts; a round starts only when "
+                        "the last round's time still fits")
     args = p.parse_args(argv)
 
     t_start = time.monotonic()
@@ -819,8 +834,8 @@ def main(argv: list[str] | None = None) -> int:
     model_dir, check_dir = work / "model", work / "check_model"
 
     def setup() -> tuple[bool, dict[str, Any]]:
-        build_model(s, model_dir, torch.bfloat16)
-        build_model(s, check_dir, torch.bfloat16, seed=1, scale=4.0)
+        build_model(s, model_dir, torch.bfloat16, device)
+        build_model(s, check_dir, torch.bfloat16, device, seed=1, scale=4.0)
         return True, {"model_dir": str(model_dir), "check_model_dir": str(check_dir)}
 
     entries.append(run_entry("setup/models", setup))
@@ -838,18 +853,22 @@ def main(argv: list[str] | None = None) -> int:
 
     data = write_data(work, s, n_train=s.prompts * s.steps)
     runners = {"rft": rft_throughput, "trl": trl_throughput}
+    pair_s = 0.0  # the last round's seconds: a round is started only if one more of those fits the budget
     for pair in range(1, args.pairs + 1):
         t_pair = time.monotonic()
+        late = time.monotonic() - t_start + (pair_s if pair > 1 else 0.0) > args.budget_s
         for setting in ("full", "lora"):
             for who, runner in runners.items():
-                entries.append(run_entry(f"throughput/{who}/{setting}/{pair}", lambda: runner(
-                    work, model_dir, data, s, device, setting, str(pair), sheet, measured)))
+                name = f"throughput/{who}/{setting}/{pair}"
+                if late or time.monotonic() - t_start > args.budget_s:
+                    late = True
+                    entries.append(Entry(name, "skipped", 0.0, {"reason": f"time budget: --budget-s {args.budget_s:.0f} "
+                                                                          "spent or too little left for a round"}))
+                else:
+                    entries.append(run_entry(name, lambda: runner(work, model_dir, data, s, device, setting, str(pair),
+                                                                  sheet, measured)))
                 save()
         pair_s = time.monotonic() - t_pair
-        if pair < args.pairs and time.monotonic() - t_start + pair_s > args.budget_s:
-            res["rounds_left_out"] = f"{args.pairs - pair} (the next would end past --budget-s {args.budget_s:.0f})"
-            break
-    save()
     print(summary_markdown(res))
     return 0 if all(e.status != "fail" for e in entries) else 1
 
