@@ -99,3 +99,28 @@ def test_a_time_limit_stops_before_a_step_and_the_final_validation_would_overrun
     assert not tr.out_of_time(None, 1e9, 1e9)
     assert not tr.out_of_time(110.0, 6.0, 3.0)  # 100 + 6 + 3 = 109 fits in the 110 deadline
     assert tr.out_of_time(110.0, 6.0, 5.0)  # 111 would not: this step is the last, validated now
+
+
+def test_phase_timers_wait_for_queued_cuda_work(monkeypatch):
+    """CUDA kernels finish after the launching call returns: a phase's timer synchronises before it
+    starts and before it stops, so that its kernels are charged to it and not to a later phase."""
+    import rft.grpo.train as train_mod
+
+    events = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: events.append("sync"))
+    times = {}
+    with train_mod.timed(times, "update"):
+        events.append("work")
+    assert events == ["sync", "work", "sync"]
+    assert times["time/update"] >= 0
+
+
+def test_phase_timers_do_not_touch_cuda_when_it_was_never_initialised(monkeypatch):
+    import rft.grpo.train as train_mod
+
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: pytest.fail("synchronised without CUDA"))
+    with train_mod.timed({}, "rollout"):
+        pass

@@ -72,10 +72,21 @@ class TrainResult:
     steps: int
 
 
+def _sync() -> None:
+    """Wait for queued CUDA work. CUDA kernels run after the call that launches them returns, so an
+    unsynchronised host clock charges a phase's kernels to whichever later phase first waits on them
+    (the reference forward's to the update, say). A no-op when CUDA was never initialised."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 @contextmanager
 def timed(times: dict[str, float], phase: str) -> Iterator[None]:
+    """Add the wall time of the block to ``times["time/<phase>"]``, the device's queued work included."""
+    _sync()
     t0 = time.perf_counter()
     yield
+    _sync()
     times[f"time/{phase}"] = times.get(f"time/{phase}", 0.0) + time.perf_counter() - t0
 
 
@@ -287,6 +298,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
         bar.update(state["step"])
         for step in range(state["step"] + 1, g.steps + 1):
             times: dict[str, float] = {}
+            _sync()
             t_step = time.perf_counter()
 
             # rollout + grade: G samples per prompt scored by the verifier. Dynamic sampling refills on the
@@ -335,6 +347,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                                     agree=ctx.any)  # a step without signal is skipped on every rank or none
                 upd = ctx.reduce_update_metrics(upd, tokens)
 
+            _sync()
             step_s = time.perf_counter() - t_step
             last = ctx.any(step == g.steps or out_of_time(deadline, step_s, val_s * (1 + after_vals)))
             # policy statistics are over everything sampled this step (dropped groups included)
