@@ -7,7 +7,7 @@ import torch
 from rft.config import GRPOConfig
 from rft.grpo.logprobs import build_token_batch
 from rft.grpo.loss import k3_kl
-from rft.grpo.update import batch_logprobs, update_policy
+from rft.grpo.update import batch_logprobs, global_loss_norm, update_policy
 from rft.models.load import load_model, load_tokenizer
 from rft.optim import make_optimizer, make_scheduler
 
@@ -163,7 +163,7 @@ def _rank_update(rank, port, model_dir, out_dir):
     optimizer = make_optimizer(model, cfg.lr, 0.0)
     scheduler = make_scheduler(optimizer, "constant", 0, 10)
     out = update_policy(model, optimizer, scheduler, share, adv, None, cfg, 1.0, 5,
-                        norm=ctx.loss_norm(share, 1, 5), grad_sync=ctx.sum_grads, agree=ctx.any)
+                        norm=global_loss_norm(ctx, share, 1, 5), grad_sync=ctx.sum_grads, agree=ctx.any)
     torch.save({"out": out, "weights": {n: p.detach() for n, p in model.named_parameters()}}, f"{out_dir}/{rank}.pt")
     dist.destroy_process_group()
 

@@ -288,18 +288,3 @@ class PromptCursor:
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "index": self.index}
-
-
-def load_splits(data_cfg: Any, seed: int) -> tuple[list[Example], list[Example], dict[str, Any] | None]:
-    """(train, val, the task's grader spec or None) from a built-in task or data files."""
-    if data_cfg.task is not None:
-        from rft.tasks import TASKS
-
-        return TASKS[data_cfg.task.name](data_cfg.task, seed)
-    train = read_dataset(data_cfg.train_file)
-    if data_cfg.val_file is not None:
-        val = read_dataset(data_cfg.val_file)
-    else:
-        train, val = split_examples(train, data_cfg.val_size, seed)
-    assert_disjoint(train, val)
-    return train, val, None

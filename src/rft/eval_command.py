@@ -51,7 +51,7 @@ from rft.data import DataError, Example, read_dataset, require_chat_template
 from rft.evaluate import encode_prompt, evaluate, sampled_pass_at_k
 from rft.export import find_checkpoint
 from rft.graders.base import SpecError
-from rft.graders.harness import InputError, load_spec
+from rft.grade import InputError, load_spec
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
 from rft.models.load import (ModelError, context_length, load_model, load_tokenizer, resolve_device,

@@ -49,7 +49,7 @@ from rft.graders.base import Grade
 from rft.graders.pool import GraderPool, PendingGrades
 from rft.grpo.advantages import group_advantages, zero_std_fraction
 from rft.grpo.logprobs import build_token_batch
-from rft.grpo.update import batch_logprobs, update_policy
+from rft.grpo.update import batch_logprobs, global_loss_norm, reduce_update_metrics, update_policy
 from rft.models.load import context_length, load_model, resolve_model_path
 from rft.models.lora import is_lora, reference_scoring
 from rft.optim import make_optimizer, make_scheduler, rng_state, set_rng_state
@@ -328,10 +328,10 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             with timed(times, "update"):
                 upd = update_policy(model, optimizer, scheduler, tokens, adv_B[mine], ref_logp, g,
                                     cfg.sampling.temperature, cfg.sampling.max_new_tokens,
-                                    norm=ctx.loss_norm(tokens, g.gradient_accumulation_steps,
+                                    norm=global_loss_norm(ctx, tokens, g.gradient_accumulation_steps,
                                                        cfg.sampling.max_new_tokens), grad_sync=ctx.sum_grads,
                                     agree=ctx.any)  # a step without signal is skipped on every rank or none
-                upd = ctx.reduce_update_metrics(upd, tokens)
+                upd = reduce_update_metrics(ctx, upd, tokens)
 
             step_s = time.perf_counter() - t_step
             last = ctx.any(step == g.steps or out_of_time(deadline, step_s, val_s))

@@ -29,6 +29,7 @@ import torch
 from transformers import PreTrainedModel
 
 from rft.config import GRPOConfig
+from rft.distributed import Dist
 from rft.grpo.logprobs import TokenBatch, completion_logprobs
 from rft.grpo.loss import AGGREGATIONS, LossNorm, k3_kl, per_token_loss
 
@@ -129,4 +130,32 @@ def update_policy(
     }
     if ref_logp_BC is not None:
         out["kl"] = sums["kl"] / max(n_tok, 1.0)
+    return out
+
+
+def global_loss_norm(dist: Dist, tokens: TokenBatch, grad_accum: int, max_completion_length: int) -> LossNorm | None:
+    """Loss normalisers of the global batch under torchrun: sequences and micro-batches times the
+    world size, completion tokens all-reduced (None with one process: update_policy counts its own)."""
+    if not dist.enabled:
+        return None
+    (total_tokens,) = dist.all_reduce_sum([float(tokens.completion_mask_BC.sum())])
+    return LossNorm(tokens.input_ids_BL.shape[0] * dist.world_size, int(round(total_tokens)),
+                    grad_accum * dist.world_size, max_completion_length)
+
+
+def reduce_update_metrics(dist: Dist, upd: dict[str, float], tokens: TokenBatch) -> dict[str, float]:
+    """Global values of update_policy's metrics: ``loss`` is a share of the global loss (summed);
+    per-token means (entropy, clip_frac, kl) are weighted by each rank's completion tokens;
+    grad_norm (taken after the gradient sum), lr and update_skipped (agreed through ``Dist.any``)
+    are the same on every rank."""
+    if not dist.enabled:
+        return upd
+    same = {"grad_norm", "lr", "update_skipped"}
+    keys = [k for k in sorted(upd) if k not in same]
+    n_tok = float(tokens.completion_mask_BC.sum())
+    vals = [upd[k] if k == "loss" else upd[k] * n_tok for k in keys] + [n_tok]
+    *sums, total = dist.all_reduce_sum(vals)
+    out = dict(upd)
+    for k, v in zip(keys, sums):
+        out[k] = v if k == "loss" else v / max(total, 1.0)
     return out

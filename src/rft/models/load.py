@@ -18,18 +18,10 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from rft.models.cache import DTYPES, ModelError, cache_dir
 from rft.models.fast import fuse_activations
 from rft.models.tiny import TINY_VERSION, init_tiny_model
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class ModelError(ValueError):
-    """The model directory is missing or not a model; the message says how to fix it."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("RFT_CACHE", Path.home() / ".cache" / "rft"))
 
 
 def embedded_model_dir() -> Path:

@@ -44,13 +44,14 @@ from rich.table import Table
 
 from rft.config import Config, ConfigError
 from rft.console import Console
-from rft.data import DataError, Example, load_splits
+from rft.data import DataError, Example
 from rft.evaluate import evaluate, sampled_pass_at_k
 from rft.graders.base import SpecError
 from rft.models.load import ModelError
 from rft.rollout import SamplingParams, TorchSampler
 from rft.runs import RunDir, atomic_write_text
 from rft.session import Session, open_session
+from rft.tasks import load_splits
 
 Verdict = Literal["ok", "warn", "block", "skip"]
 _RANK = {"skip": 0, "ok": 1, "warn": 2, "block": 3}
