@@ -146,3 +146,11 @@ class Console:
         for k, v in rows:
             table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
         self._rich.print(table)
+
+
+@contextmanager
+def timed(times: dict[str, float], phase: str) -> Iterator[None]:
+    """Add the block's wall time to ``times["time/<phase>"]`` (the phase timers of metrics.jsonl)."""
+    t0 = time.perf_counter()
+    yield
+    times[f"time/{phase}"] = times.get(f"time/{phase}", 0.0) + time.perf_counter() - t0

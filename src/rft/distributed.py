@@ -17,9 +17,9 @@ What each phase does with N ranks (W = world size):
 * **update**: a step without signal (every advantage 0, the policy at the reference or beta 0;
   :func:`rft.grpo.update.has_signal`) is skipped only when no rank's share has signal
   (:meth:`Dist.any`), and then on every rank, so the replicas never drift apart. Otherwise each rank
-  back-propagates its share with the loss normalised by counts of the
-  *global* batch (:func:`rft.grpo.update.global_loss_norm`: sequences, completion tokens all-reduced, micro-batches
-  x W), and gradients are **summed** across ranks (:meth:`Dist.sum_grads`: one all-reduce per
+  back-propagates its share with the loss normalised by counts of the *global* batch
+  (:func:`rft.grpo.update.global_loss_norm`: sequences, completion tokens all-reduced,
+  micro-batches x W), and gradients are **summed** across ranks (:meth:`Dist.sum_grads`: one all-reduce per
   optimizer step on the replicated model; FSDP with divide factor 1), so the update equals the
   single-process update on the global batch for every loss type. There is no DDP wrapper: the
   log-prob pass runs several forwards per backward (shared prompt prefixes, length buckets), and
@@ -157,8 +157,9 @@ class Dist:
     def sum_grads(self, params: list[torch.Tensor]) -> None:
         """Sum the gradients of replicated parameters across ranks (in place, one all-reduce per
         ~64 MB bucket), once per optimizer step. The loss is normalised by the global batch
-        (:func:`rft.grpo.update.global_loss_norm`), so the sum is the one-process gradient. A parameter without a gradient
-        on this rank contributes zeros, so every rank sends the same buckets. FSDP reduces its own."""
+        (:func:`rft.grpo.update.global_loss_norm`), so the sum is the one-process gradient. A
+        parameter without a gradient on this rank contributes zeros, so every rank sends the same
+        buckets. FSDP reduces its own."""
         if not self.enabled or self.fsdp:
             return
         for p in params:

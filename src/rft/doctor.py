@@ -199,8 +199,7 @@ def check_baseline(s: Session, pool: Any, n: int, k: int) -> tuple[Check, Check,
     greedy = evaluate(sampler, s.tokenizer, pool, examples, cfg.sampling.max_new_tokens, cfg.eval.batch_size)
     greedy_s = time.perf_counter() - t0
     grader = check_grader(s, pool, greedy.rows, examples)
-    params = SamplingParams(cfg.sampling.max_new_tokens, cfg.sampling.temperature, cfg.sampling.top_p,
-                            cfg.sampling.top_k)
+    params = SamplingParams.of(cfg.sampling)
     sampled = sampled_pass_at_k(sampler, s.tokenizer, pool, examples, k, params,
                                 torch.Generator().manual_seed(cfg.seed + 11))
     pool.pop_stats()
