@@ -14,6 +14,9 @@ What each phase does with N ranks (W = world size):
   then gathered to every rank (:meth:`Dist.gather`): advantages (``scale_rewards: batch`` needs
   the global std), metrics, monitors and samples are computed on the whole batch, exactly as one
   process computes them, and every rank takes the same decisions (validate, stop, checkpoint).
+  Grader statistics are gathered too, each rank's sums merged by
+  :meth:`rft.graders.stats.GraderStats.merge`. Each reduction lives beside the data it reduces
+  (the update's in :mod:`rft.grpo.update`); this module holds the plain collectives.
 * **update**: a step without signal (every advantage 0, the policy at the reference or beta 0;
   :func:`rft.grpo.update.has_signal`) is skipped only when no rank's share has signal
   (:meth:`Dist.any`), and then on every rank, so the replicas never drift apart. Otherwise each rank
@@ -178,22 +181,6 @@ class Dist:
                     g.copy_(flat[offset : offset + g.numel()].view_as(g))
                     offset += g.numel()
                 bucket, size = [], 0
-
-    def merge_grader_stats(self, stats: dict[str, float]) -> dict[str, float]:
-        """GraderPool.pop_stats() of the whole batch: counts summed, means weighted by each rank's count."""
-        if not self.enabled:
-            return stats
-        parts = self.gather([stats])
-        out: dict[str, float] = {}
-        for key in dict.fromkeys(k for p in parts for k in p):
-            kind = key.split("/")[1] if key.count("/") >= 2 else ""
-            if key.endswith(("/count", "/skipped", "/errors", "/timeouts")):
-                out[key] = sum(p.get(key, 0) for p in parts)
-                continue
-            weights = [p.get(f"grader/{kind}/count", 1) if key in p else 0 for p in parts]
-            total = sum(weights)
-            out[key] = sum(w * p[key] for w, p in zip(weights, parts) if key in p) / total if total else 0.0
-        return out
 
     # -- FSDP: full weights for generation, full state dicts for checkpoints -------------------------
     @contextmanager

@@ -245,13 +245,13 @@ def evaluate_target(t: Target, examples: list[Example], st: Settings, pool: Grad
     sampler = TorchSampler(model, tok)
     t0 = time.perf_counter()
     res = evaluate(sampler, tok, pool, examples, st.max_new_tokens, st.batch_size)
-    metrics = {**res.metrics, **pool.pop_stats()}
+    metrics = {**res.metrics, **pool.pop_stats().metrics()}
     if st.samples:
         params = SamplingParams(st.max_new_tokens, st.temperature, st.top_p, st.top_k)
         gen = torch.Generator().manual_seed(st.seed + VALIDATION_SEED_OFFSET)
         sampled = sampled_pass_at_k(sampler, tok, pool, examples, st.samples, params, gen,
                                     max(1, st.batch_size // st.samples))
-        metrics.update({f"sampled/{k}": v for k, v in {**sampled, **pool.pop_stats()}.items()})
+        metrics.update({f"sampled/{k}": v for k, v in {**sampled, **pool.pop_stats().metrics()}.items()})
     seconds = time.perf_counter() - t0
     del sampler, model  # one model in memory at a time
     gc.collect()

@@ -190,7 +190,7 @@ def grade_command(grader: str, data: str, completions: str | None, out: str | No
     t0 = time.perf_counter()
     with GraderPool(spec, workers=workers) as pool:
         grades = pool.grade([r.completion for r in rows], [r.example for r in rows])
-        stats = pool.pop_stats()
+        stats = pool.pop_stats().metrics()
     seconds = time.perf_counter() - t0
     render(console, rows, grades, stats, seconds, quiet)
     if out is not None:

@@ -42,6 +42,7 @@ from rft.data import PromptCursor
 from rft.distributed import Dist, FollowerRunDir, init_distributed, save_checkpoint_on_main
 from rft.evaluate import evaluate, sampled_pass_at_k
 from rft.graders.pool import GraderPool
+from rft.graders.stats import GraderStats
 from rft.grpo.advantages import group_advantages, zero_std_fraction
 from rft.grpo.groups import Group, GroupSampler
 from rft.grpo.logprobs import build_token_batch
@@ -218,7 +219,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             step_s = time.perf_counter() - t_step
             last = ctx.any(step == g.steps or out_of_time(deadline, step_s, val_s))
             record = step_record(step, groups, sampled, G, step_s, cfg.monitors.repetition_ngram, g.dynamic_sampling,
-                                 upd, times, ctx.merge_grader_stats(pool.pop_stats()))
+                                 upd, times, GraderStats.merged(ctx.gather([pool.pop_stats()])).metrics())
             state.step, state.cursor = step, cursor.state()
 
             # monitors: reward-hacking alerts; one named in monitors.stop_on ends the run like the time limit
