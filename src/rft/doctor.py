@@ -49,7 +49,8 @@ from rft.evaluate import evaluate, sampled_pass_at_k
 from rft.graders.base import SpecError
 from rft.models.load import ModelError
 from rft.rollout import SamplingParams, TorchSampler
-from rft.runs import RunDir, atomic_write_text
+from rft.files import atomic_write_text
+from rft.runs import RunDir
 from rft.session import Session, open_session
 from rft.tasks import load_splits
 

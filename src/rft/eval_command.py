@@ -59,7 +59,8 @@ from rft.models.load import (ModelError, context_length, load_model, load_tokeni
 from rft.models.lora import ADAPTER_CONFIG, is_adapter_dir, load_adapter
 from rft.rollout.base import SamplingParams
 from rft.rollout.sampler import TorchSampler
-from rft.runs import RunDir, atomic_write_text
+from rft.files import atomic_write_text
+from rft.runs import RunDir
 
 DEFAULT_MAX_NEW_TOKENS = 256  # without a run's config: room for a short reasoned answer
 # grpo.train.validate seeds its sampled pass@k with seed + this; the same stream reproduces its numbers
