@@ -122,8 +122,8 @@ def validate(s: Session, sampler: TorchSampler, pool: GraderPool, run: RunDir, s
     metrics = dict(res.metrics)
     if e.samples > 0:
         sampled = sampled_pass_at_k(sampler, s.tokenizer, pool, s.eval_examples[: e.sampled_size], e.samples,
-                                    SamplingParams.of(sc),
-                                    torch.Generator().manual_seed(s.cfg.seed + 104_729), max(1, e.batch_size // e.samples))
+                                    SamplingParams.of(sc), torch.Generator().manual_seed(s.cfg.seed + 104_729),
+                                    max(1, e.batch_size // e.samples))
         metrics.update({f"sampled/{k}": v for k, v in sampled.items()})
     if guard is not None:
         metrics.update(guard.measure(s.model))
