@@ -8,6 +8,7 @@ dependency). Runs in-process, so the suite's warning filters (FutureWarning as e
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ CHECKS = ["check/greedy_matches_generate", "check/decode_step_bf16", "check/logp
 def dry_run(tmp_path_factory):
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there (string annotations)
     spec.loader.exec_module(module)
     out, work = tmp_path_factory.mktemp("out"), tmp_path_factory.mktemp("work")
     code = module.main(["--out", str(out), "--work", str(work), "--dry-run", "--pairs", "1"])
