@@ -113,7 +113,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 grades = pool.grade(comps, exs)
                 seconds = time.perf_counter() - t0
-                stats = pool.pop_stats()
+                stats = pool.pop_stats().metrics()
             kind = spec["type"]
             mean = sum(g.score for g in grades) / n
             errors = int(stats.get(f"grader/{kind}/errors", 0))

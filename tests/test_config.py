@@ -80,3 +80,17 @@ def test_cli_reports_a_directory_that_is_not_a_model(tmp_path, capsys):
     (tmp_path / "notamodel").mkdir()
     assert main(["sft", "--set", f"model.path={tmp_path / 'notamodel'}", "--set", f"output_dir={tmp_path}"]) == 2
     assert "not a model directory" in capsys.readouterr().err
+
+
+def test_every_config_field_says_what_it_is_for():
+    import inspect
+
+    import pydantic
+
+    import rft.config
+
+    sections = [cls for _, cls in inspect.getmembers(rft.config, inspect.isclass)
+                if issubclass(cls, pydantic.BaseModel) and cls.__module__ == "rft.config"]
+    assert len(sections) >= 10
+    assert [f"{cls.__name__}.{name}" for cls in sections for name, info in cls.model_fields.items()
+            if not info.description] == []

@@ -10,7 +10,8 @@ from rft.console import Console
 from rft.data import Example, PromptCursor
 from rft.distributed import Dist
 from rft.graders.base import Grade
-from rft.grpo.train import rollout, train
+from rft.grpo.groups import GroupSampler
+from rft.grpo.train import train
 from rft.rollout.base import Completion, SamplingParams
 
 G = 4
@@ -30,6 +31,9 @@ class FakeSampler:
 class FakePool:
     """Prompt p has reward variance iff p % 4 == 0 (one right answer in its group); others all 0."""
 
+    def submit(self, texts, examples):  # the rollout without dynamic sampling submits, then waits
+        return SimpleNamespace(wait=lambda: self.grade(texts, examples))
+
     def grade(self, texts, examples):
         out = []
         for t in texts:
@@ -38,11 +42,12 @@ class FakePool:
         return out
 
 
-def _session(dynamic: bool, rounds: int = 3, want: int = 4):
+def _groups_of(sampler, pool, dynamic: bool, rounds: int = 3, want: int = 4) -> GroupSampler:
     cfg = config_from_dict({"sampling": {"num_generations": G},
                             "grpo": {"prompts_per_step": want, "dynamic_sampling": dynamic, "max_refill_rounds": rounds}})
     train_set = [Example(id=str(i), prompt=f"p{i}") for i in range(64)]
-    return SimpleNamespace(cfg=cfg, train=train_set, prompt_ids={e.id: [int(e.id)] for e in train_set})
+    return GroupSampler(sampler, pool, train_set, {e.id: [int(e.id)] for e in train_set}, IdentityCursor(64, 0),
+                        SamplingParams(3), G, cfg.grpo, cfg.seed, Dist())
 
 
 class IdentityCursor(PromptCursor):
@@ -53,8 +58,8 @@ class IdentityCursor(PromptCursor):
 
 
 def _run(dynamic, rounds=3, want=4):
-    s, sampler = _session(dynamic, rounds, want), FakeSampler()
-    groups, sampled = rollout(s, sampler, FakePool(), IdentityCursor(64, 0), SamplingParams(3), 1, Dist(), {})
+    sampler = FakeSampler()
+    groups, sampled = _groups_of(sampler, FakePool(), dynamic, rounds, want).rollout(1, {}).wait()
     return groups, sampled, sampler.calls
 
 
@@ -88,8 +93,8 @@ def test_a_refill_round_never_asks_for_more_than_four_batches():
         def grade(self, texts, examples):
             return [Grade(0.0, False) for _ in texts]
 
-    s, sampler = _session(True, rounds=2, want=4), FakeSampler()
-    groups, sampled = rollout(s, sampler, NoSignal(), IdentityCursor(64, 0), SamplingParams(3), 1, Dist(), {})
+    sampler = FakeSampler()
+    groups, sampled = _groups_of(sampler, NoSignal(), True, rounds=2, want=4).rollout(1, {}).wait()
     assert [len(c) for c in sampler.calls] == [4, 16, 16]
     assert len(groups) == 4 and len(sampled) == 36 and not any(g.has_signal for g in groups)
 

@@ -9,7 +9,8 @@ import pytest
 from rft.cli import main
 from rft.config import config_from_dict
 from rft.console import Console
-from rft.data import load_splits, write_jsonl
+from rft.data import write_jsonl
+from rft.tasks import load_splits
 from rft.grpo.train import train
 from rft.models.load import load_tokenizer
 from rft.sft import sft

@@ -41,7 +41,7 @@ from rft.models.compat import peft_wrapping
 from rft.models.load import cache_dir, load_model, load_policy, load_tokenizer, resolve_model_path
 from rft.models.presets import META_FILE, PRESETS, PresetError, fetch_wheel, preset_note
 from rft.rollout import SamplingParams, TorchSampler
-from rft.safety.doctor import DOCTOR_FILE, baseline_verdict, doctor
+from rft.doctor import DOCTOR_FILE, baseline_verdict, doctor
 
 PRESET = "smollm2-135m-instruct"
 EOS = "<|im_end|>"

@@ -104,7 +104,7 @@ def test_a_time_limit_stops_before_a_step_and_the_final_validation_would_overrun
 def test_phase_timers_wait_for_queued_cuda_work(monkeypatch):
     """CUDA kernels finish after the launching call returns: a phase's timer synchronises before it
     starts and before it stops, so that its kernels are charged to it and not to a later phase."""
-    import rft.grpo.train as train_mod
+    import rft.console as train_mod
 
     events = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -118,9 +118,37 @@ def test_phase_timers_wait_for_queued_cuda_work(monkeypatch):
 
 
 def test_phase_timers_do_not_touch_cuda_when_it_was_never_initialised(monkeypatch):
-    import rft.grpo.train as train_mod
+    import rft.console as train_mod
 
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: pytest.fail("synchronised without CUDA"))
     with train_mod.timed({}, "rollout"):
         pass
+
+
+def test_the_step_record_counts_everything_sampled_and_the_training_groups_apart():
+    """Policy statistics over every sampled group (a group dynamic sampling dropped included); the
+    dynamic counts from the training groups. Hand-computed values."""
+    from rft.data import Example
+    from rft.graders.base import Grade
+    from rft.grpo.groups import Group
+    from rft.grpo.train import step_record
+    from rft.rollout.base import Completion
+
+    def group(i, scores, lengths, finish=("stop", "stop")):
+        return Group(Example(id=str(i), prompt="p"), [Completion([7] * n, "x", f) for n, f in zip(lengths, finish)],
+                     [Grade(s, s == 1.0) for s in scores])
+
+    kept = group(0, [1.0, 0.0], [2, 4], ("stop", "length"))
+    dropped = group(1, [0.0, 0.0], [1, 1])
+    record = step_record(3, [kept], [kept, dropped], 2, step_s=2.0, repetition_ngram=4, dynamic_sampling=True,
+                         update={"loss": 0.5}, times={"time/rollout": 1.0}, grader_stats={"grader/math/count": 4})
+    assert record["type"] == "train" and record["step"] == 3
+    assert record["reward_mean"] == 0.25 and record["reward_std"] == pytest.approx(0.5)  # sample std of 1,0,0,0
+    assert record["frac_zero_std_groups"] == 0.5
+    assert record["completion_len_mean"] == 2.0 and record["completion_len_max"] == 4.0
+    assert record["truncated_frac"] == 0.25 and record["completion_tokens_per_s"] == 4.0
+    assert record["dynamic/groups_sampled"] == 2 and record["dynamic/groups_with_signal"] == 1
+    assert record["loss"] == 0.5 and record["time/rollout"] == 1.0 and record["grader/math/count"] == 4
+    no_dynamic = step_record(3, [kept], [kept], 2, 2.0, 4, False, {}, {}, {})
+    assert not any(k.startswith("dynamic/") for k in no_dynamic)

@@ -7,7 +7,8 @@ import torch
 from rft.config import GRPOConfig
 from rft.grpo.logprobs import build_token_batch
 from rft.grpo.loss import k3_kl
-from rft.grpo.update import batch_logprobs, update_policy
+from rft.distributed import Dist
+from rft.grpo.update import Batch, batch_logprobs, global_loss_norm, update_policy
 from rft.models.load import load_model, load_tokenizer
 from rft.optim import make_optimizer, make_scheduler
 
@@ -45,12 +46,13 @@ def _reference_at_the_policy(model, tokens):
     return own + ROUNDING * sign * tokens.completion_mask_BC
 
 
-def _step(model, tokens, adv_B, ref_BC, agree=None, **grpo):
+def _step(model, tokens, adv_B, ref_BC, dist=None, **grpo):
     cfg = GRPOConfig(**{"lr": 1e-3, **grpo})
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, "linear", 2, 10)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    out = update_policy(model, optimizer, scheduler, tokens, adv_B, ref_BC, cfg, 1.0, 5, agree=agree)
+    norm = global_loss_norm(Dist(), tokens, cfg.gradient_accumulation_steps, 5)
+    out = update_policy(model, optimizer, scheduler, Batch(tokens, adv_B, ref_BC, norm), cfg, 1.0, dist)
     with torch.no_grad():
         moved = max(float((p - before[n]).abs().max()) for n, p in model.named_parameters())
     return out, moved, optimizer, scheduler
@@ -94,17 +96,18 @@ def test_a_step_without_advantage_away_from_the_reference_pulls_the_policy_back(
 
 
 def test_the_skip_is_decided_with_the_other_ranks(batch):
-    """``agree`` combines this rank's 'has signal' with the other ranks' (Dist.any): when another rank
-    holds the advantages, this one steps too, or the replicas would drift apart."""
+    """``Dist.any`` combines this rank's 'has signal' with the other ranks': when another rank holds
+    the advantages, this one steps too, or the replicas would drift apart."""
     model, tokens = batch
     seen = []
 
-    def another_rank_has_signal(mine: bool) -> bool:
-        seen.append(mine)
-        return True
+    class AnotherRankHasSignal(Dist):
+        def any(self, flag: bool) -> bool:
+            seen.append(flag)
+            return True
 
     out, moved, _, _ = _step(model, tokens, torch.zeros(16), _reference_at_the_policy(model, tokens),
-                             agree=another_rank_has_signal, beta=0.04)
+                             dist=AnotherRankHasSignal(), beta=0.04)
     assert seen == [False]  # asked once, with this rank's own (no signal) decision
     assert moved > 0 and out["update_skipped"] == 0.0
 
@@ -147,8 +150,6 @@ from datetime import timedelta  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from rft.distributed import Dist  # noqa: E402
-
 
 def _rank_update(rank, port, model_dir, out_dir):
     """One rank of two: rank 0's share of the batch has no signal, rank 1's has."""
@@ -162,8 +163,8 @@ def _rank_update(rank, port, model_dir, out_dir):
     cfg = GRPOConfig(lr=1e-3)
     optimizer = make_optimizer(model, cfg.lr, 0.0)
     scheduler = make_scheduler(optimizer, "constant", 0, 10)
-    out = update_policy(model, optimizer, scheduler, share, adv, None, cfg, 1.0, 5,
-                        norm=ctx.loss_norm(share, 1, 5), grad_sync=ctx.sum_grads, agree=ctx.any)
+    out = update_policy(model, optimizer, scheduler, Batch(share, adv, None, global_loss_norm(ctx, share, 1, 5)), cfg,
+                        1.0, ctx)
     torch.save({"out": out, "weights": {n: p.detach() for n, p in model.named_parameters()}}, f"{out_dir}/{rank}.pt")
     dist.destroy_process_group()
 

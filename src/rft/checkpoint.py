@@ -1,6 +1,6 @@
 """Checkpoints: model + tokenizer (save_pretrained), optimizer, scheduler, RNG states and the
 trainer state (step, data cursor, best validation), assembled in a temporary directory and renamed
-into place only when complete (see :mod:`rft.runs`)."""
+into place only when complete (:func:`rft.files.atomic_directory`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from rft.runs import RunDir, atomic_write_text
+from rft.files import atomic_directory, atomic_write_text
+from rft.runs import RunDir
 
 
 def save_checkpoint(
@@ -20,14 +21,17 @@ def save_checkpoint(
 ) -> Path:
     """``model_state`` / ``optimizer_state`` replace the objects' own state dicts (FSDP gathers full
     ones from the shards: rft.distributed.Dist.checkpoint_states)."""
-    tmp = run.new_checkpoint_dir(name)
-    model.save_pretrained(tmp, state_dict=model_state)
-    tokenizer.save_pretrained(tmp)
-    torch.save(optimizer_state if optimizer_state is not None else optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(rng, tmp / "rng.pt")
-    atomic_write_text(tmp / "trainer_state.json", json.dumps(state, indent=1, sort_keys=True))
-    return run.commit_checkpoint(tmp, name, latest=latest)
+    final = run.checkpoints_dir / name
+    with atomic_directory(final) as tmp:
+        model.save_pretrained(tmp, state_dict=model_state)
+        tokenizer.save_pretrained(tmp)
+        torch.save(optimizer_state if optimizer_state is not None else optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(rng, tmp / "rng.pt")
+        atomic_write_text(tmp / "trainer_state.json", json.dumps(state, indent=1, sort_keys=True))
+    if latest:
+        run.mark_latest(name)
+    return final
 
 
 def load_training_state(ckpt: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:

@@ -103,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from rft.config import load_config
     from rft.console import Console
-    from rft.safety.doctor import DOCTOR_FILE, doctor
+    from rft.doctor import DOCTOR_FILE, doctor
 
     cfg = load_config(args.config, args.overrides)
     report = doctor(cfg, n=args.n, k=args.k, console=Console(args.quiet))
@@ -112,7 +112,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from rft.safety.audit import audit_command
+    from rft.audit import audit_command
 
     return audit_command(args.grader, args.data, args.threshold, args.limit, args.workers, args.out, args.quiet)
 
@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Sub-commands whose modules arrive with later features; registered when importable."""
     try:
-        from rft.graders.harness import grade_command
+        from rft.grade import grade_command
     except ImportError:
         return
     p = sub.add_parser("grade", help="grade completions with a grader spec (dry run, no model)")

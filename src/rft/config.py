@@ -41,7 +41,9 @@ class LoRAConfig(Strict):
 
 class ModelConfig(Strict):
     path: str = Field("embedded", description="local model directory, or 'embedded' for the built-in tiny model")
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="dtype the weights are loaded and trained in"
+    )
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'")
     lora: LoRAConfig | None = Field(None, description="train LoRA adapters instead of all weights; null: full fine-tuning")
 
@@ -70,7 +72,7 @@ class TaskConfig(Strict):
         0.0, ge=0.0, le=1.0,
         description="share of SFT labels written by the sloppy annotator (drops carries; arithmetic only)",
     )
-    val_size: int = Field(500, ge=1)
+    val_size: int = Field(500, ge=1, description="held-out problems, disjoint from the training ones")
     train_size: int | None = Field(
         None, ge=1,
         description="training examples; default: all remaining problems (arithmetic), up to 2000 (other tasks)",
@@ -91,12 +93,14 @@ class TaskConfig(Strict):
 
 
 class DataConfig(Strict):
-    task: TaskConfig | None = None
+    task: TaskConfig | None = Field(None, description="a built-in procedural task; or give train_file")
     train_file: str | None = Field(
         None, description="examples with 'prompt' (text) or 'messages' (chat; OpenAI RFT JSONL) plus the grader's "
         "fields: a .jsonl file, a .json/.parquet/.csv file or a `datasets.save_to_disk` directory (needs rft[datasets])"
     )
-    val_file: str | None = None
+    val_file: str | None = Field(
+        None, description="held-out examples in the same formats; default: val_size rows split off train_file"
+    )
     val_size: int = Field(200, ge=1, description="held out from train_file when there is no val_file")
 
     @model_validator(mode="after")
@@ -108,10 +112,13 @@ class DataConfig(Strict):
 
 class SamplingConfig(Strict):
     num_generations: int = Field(8, ge=1, description="G: completions sampled per prompt (one group)")
-    temperature: float = Field(1.0, gt=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    temperature: float = Field(
+        1.0, gt=0.0, description="sampling temperature; the loss scores log-probs at the same temperature"
+    )
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass; 1 disables it")
     top_k: int = Field(0, ge=0, description="0 disables top-k")
-    max_new_tokens: int = Field(8, ge=1)
+    max_new_tokens: int = Field(8, ge=1, description="completion length limit (a longer one is cut, finish 'length'); "
+                                "also the constant normaliser of loss_type dr_grpo")
     backend: Literal["torch", "vllm"] = Field(
         "torch", description="rollout engine: the built-in sampler, or a colocated vLLM engine (CUDA; `pip install "
         "'rft[vllm]'`) whose weights are synced from the policy after each update"
@@ -143,19 +150,29 @@ class DistributedConfig(Strict):
 
 class GRPOConfig(Strict):
     steps: int = Field(60, ge=1, description="rollout batches; each gives num_iterations optimizer updates")
-    prompts_per_step: int = Field(16, ge=1)
-    lr: float = Field(3e-4, gt=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
+    prompts_per_step: int = Field(16, ge=1, description="groups per step: the batch is prompts_per_step x G completions")
+    lr: float = Field(3e-4, gt=0.0, description="AdamW peak learning rate")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay")
     warmup_steps: int = Field(0, ge=0, description="optimizer updates of linear warm-up")
-    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
-    max_grad_norm: float = Field(1.0, gt=0.0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant", description="after warm-up: constant, or a linear / cosine decay to 0 at the last update "
+        "(steps x num_iterations; rft.optim.lr_lambda)"
+    )
+    max_grad_norm: float = Field(1.0, gt=0.0, description="gradient clipping: the global L2 norm is scaled down to this")
     gradient_accumulation_steps: int = Field(1, ge=1, description="micro-batches per update; each holds whole groups")
     beta: float = Field(0.0, ge=0.0, description="KL coefficient (k3 estimator); 0 loads no reference model")
     epsilon: float = Field(0.2, gt=0.0, description="lower clip range of the ratio: 1 - epsilon")
     epsilon_high: float | None = Field(None, gt=0.0, description="upper clip range (DAPO clip-higher); default epsilon")
     num_iterations: int = Field(1, ge=1, description="mu: updates per rollout batch; old log-probs only when > 1")
-    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
-    scale_rewards: Literal["group", "batch", "none"] = "group"
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = Field(
+        "dapo", description="how per-token losses are aggregated (rft.grpo.loss): grpo sum_i mean_t l / N_seq "
+        "(DeepSeekMath); bnpo sum l / tokens per micro-batch; dr_grpo sum l / (N_seq x max_new_tokens) (Dr. GRPO); "
+        "dapo sum l / tokens of the whole step batch (DAPO, token-level)"
+    )
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="advantage A_i = r_i - mean(group r), divided by (std + 1e-4) of the group (group, "
+        "DeepSeekMath), of the whole batch (batch), or not at all (none, Dr. GRPO); rft.grpo.advantages"
+    )
     dynamic_sampling: bool = Field(
         False, description="DAPO dynamic sampling: drop groups whose G rewards are all equal (no signal) and refill "
         "the batch with fresh prompts"
@@ -169,7 +186,7 @@ class GRPOConfig(Strict):
 class EvalConfig(Strict):
     every: int = Field(10, ge=1, description="validate every N steps (and before step 1)")
     size: int | None = Field(None, ge=1, description="validation examples used; default all")
-    batch_size: int = Field(512, ge=1)
+    batch_size: int = Field(512, ge=1, description="prompts per greedy generation batch at validation")
     track_fields: list[str] = Field(
         default_factory=list, description="report the share of greedy answers equal to these example fields"
     )
@@ -197,8 +214,8 @@ class GradingConfig(Strict):
 
 
 class CheckpointConfig(Strict):
-    every: int = Field(50, ge=1)
-    keep_last: int = Field(2, ge=1)
+    every: int = Field(50, ge=1, description="save checkpoints/step_N every N steps (and at the last step)")
+    keep_last: int = Field(2, ge=1, description="step checkpoints kept; older ones are pruned (best and latest stay)")
 
 
 MonitorName = Literal["divergence", "length", "truncation", "repetition", "format", "kl_spike",
@@ -237,38 +254,38 @@ class MonitorsConfig(Strict):
 
 
 class SFTConfig(Strict):
-    steps: int = Field(2000, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    warmup_steps: int = Field(100, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0.0)
-    eval_every: int = Field(250, ge=1)
+    steps: int = Field(2000, ge=1, description="optimizer steps of supervised warm start (rft sft)")
+    batch_size: int = Field(64, ge=1, description="examples per step")
+    lr: float = Field(1e-3, gt=0.0, description="AdamW learning rate (constant after warm-up)")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay")
+    warmup_steps: int = Field(100, ge=0, description="steps of linear warm-up")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="gradient clipping: global L2 norm")
+    eval_every: int = Field(250, ge=1, description="greedy validation every N steps (and at the end)")
     target_accuracy: float | None = Field(None, gt=0.0, le=1.0, description="stop once greedy val accuracy >= this")
     target_field: str = Field("reference", description="example field imitated (falls back to 'answer')")
 
 
 class Config(Strict):
-    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$")
-    output_dir: str = "runs"
+    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$", description="the run directory's name: output_dir/name")
+    output_dir: str = Field("runs", description="where run directories are made")
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=lambda: ["tensorboard"],
         description="where metrics go besides metrics.jsonl: TensorBoard event files in the run directory, "
         "and/or Weights & Biases (needs `pip install wandb`; offline unless WANDB_MODE is set); [] for neither",
     )
-    seed: int = 0
+    seed: int = Field(0, description="seeds data splits, prompt order and sampling (a seed per group)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default torch's choice")
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    data: DataConfig = Field(default_factory=lambda: DataConfig(task=TaskConfig()))
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the policy (and the KL reference)")
+    data: DataConfig = Field(default_factory=lambda: DataConfig(task=TaskConfig()), description="examples to train on")
     grader: dict[str, Any] | None = Field(None, description="grader spec; default: the task's own grader")
-    grading: GradingConfig = Field(default_factory=GradingConfig)
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    sft: SFTConfig = Field(default_factory=SFTConfig)
-    monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
-    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    grading: GradingConfig = Field(default_factory=GradingConfig, description="where and how long graders run")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="rollouts: G, temperature, length")
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="the GRPO update (rft.grpo.train)")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="validation on the held-out split")
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="when checkpoints are saved")
+    sft: SFTConfig = Field(default_factory=SFTConfig, description="the supervised warm start (rft sft, rft demo)")
+    monitors: MonitorsConfig = Field(default_factory=MonitorsConfig, description="reward-hacking monitors")
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig, description="torchrun settings")
 
     @model_validator(mode="after")
     def _whole_groups(self) -> "Config":

@@ -146,3 +146,24 @@ class Console:
         for k, v in rows:
             table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
         self._rich.print(table)
+
+
+def clock() -> float:
+    """``time.perf_counter()`` after queued CUDA work is done. CUDA kernels run after the call that
+    launches them returns, so an unsynchronised host clock charges a phase's kernels to whichever later
+    phase first waits on them (the reference forward's to the update, say). No CUDA call when CUDA was
+    never initialised."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+@contextmanager
+def timed(times: dict[str, float], phase: str) -> Iterator[None]:
+    """Add the block's wall time to ``times["time/<phase>"]`` (the phase timers of metrics.jsonl), the
+    device's queued work included."""
+    t0 = clock()
+    yield
+    times[f"time/{phase}"] = times.get(f"time/{phase}", 0.0) + clock() - t0

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rft.files import atomic_write_text, jsonl_lines
+
 
 class DataError(ValueError):
     """Bad dataset input; the message names the file/line and how to fix it."""
@@ -129,24 +131,19 @@ def read_jsonl(path: str | Path, *, require_prompt: bool = True) -> list[Example
         raise DataError(f"{path}: no such file; check data.train_file / data.val_file")
     examples: list[Example] = []
     errors: list[str] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                errors.append(f"{where}: invalid JSON ({e.msg} at column {e.colno})")
-                continue
-            try:
-                ex = example_from_row(row, where, require_prompt=require_prompt)
-            except DataError as e:
-                errors.append(str(e))
-                continue
-            ex_id = ex.id if "id" in row else f"{path.stem}-{lineno}"
-            examples.append(Example(ex_id, ex.prompt, ex.fields, ex.grader, base_dir=str(path.parent.resolve()),
-                                    where=where))
+    for lineno, row, bad in jsonl_lines(path):
+        where = f"{path}:{lineno}"
+        if bad:
+            errors.append(f"{where}: invalid JSON ({bad.msg} at column {bad.colno})")
+            continue
+        try:
+            ex = example_from_row(row, where, require_prompt=require_prompt)
+        except DataError as e:
+            errors.append(str(e))
+            continue
+        ex_id = ex.id if "id" in row else f"{path.stem}-{lineno}"
+        examples.append(Example(ex_id, ex.prompt, ex.fields, ex.grader, base_dir=str(path.parent.resolve()),
+                                where=where))
     raise_collected(path, errors, "bad line(s)")
     if not examples:
         raise DataError(f"{path}: the dataset is empty; add at least one JSON object per line")
@@ -228,8 +225,6 @@ def require_chat_template(tokenizer: Any, examples: list[Example]) -> None:
 
 
 def write_jsonl(path: str | Path, examples: list[Example]) -> None:
-    from rft.runs import atomic_write_text
-
     atomic_write_text(Path(path), "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in examples))
 
 
@@ -288,18 +283,3 @@ class PromptCursor:
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "index": self.index}
-
-
-def load_splits(data_cfg: Any, seed: int) -> tuple[list[Example], list[Example], dict[str, Any] | None]:
-    """(train, val, the task's grader spec or None) from a built-in task or data files."""
-    if data_cfg.task is not None:
-        from rft.tasks import TASKS
-
-        return TASKS[data_cfg.task.name](data_cfg.task, seed)
-    train = read_dataset(data_cfg.train_file)
-    if data_cfg.val_file is not None:
-        val = read_dataset(data_cfg.val_file)
-    else:
-        train, val = split_examples(train, data_cfg.val_size, seed)
-    assert_disjoint(train, val)
-    return train, val, None

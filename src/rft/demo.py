@@ -42,8 +42,7 @@ def warm_start_pass_at_k(cfg: Config, model_dir: Path, k: int = 8) -> dict[str, 
     """pass@k of the warm start on the held-out split with the training sampler (seeded)."""
     s = open_session(cfg, model_path=str(model_dir))
     sampler = TorchSampler(s.model, s.tokenizer)
-    params = SamplingParams(cfg.sampling.max_new_tokens, cfg.sampling.temperature, cfg.sampling.top_p,
-                            cfg.sampling.top_k)
+    params = SamplingParams.of(cfg.sampling)
     with s.pool() as pool:
         return sampled_pass_at_k(sampler, s.tokenizer, pool, s.eval_examples, k, params,
                                  torch.Generator().manual_seed(cfg.seed + 7))

@@ -14,12 +14,15 @@ What each phase does with N ranks (W = world size):
   then gathered to every rank (:meth:`Dist.gather`): advantages (``scale_rewards: batch`` needs
   the global std), metrics, monitors and samples are computed on the whole batch, exactly as one
   process computes them, and every rank takes the same decisions (validate, stop, checkpoint).
+  Grader statistics are gathered too, each rank's sums merged by
+  :meth:`rft.graders.stats.GraderStats.merge`. Each reduction lives beside the data it reduces
+  (the update's in :mod:`rft.grpo.update`); this module holds the plain collectives.
 * **update**: a step without signal (every advantage 0, the policy at the reference or beta 0;
   :func:`rft.grpo.update.has_signal`) is skipped only when no rank's share has signal
   (:meth:`Dist.any`), and then on every rank, so the replicas never drift apart. Otherwise each rank
-  back-propagates its share with the loss normalised by counts of the
-  *global* batch (:meth:`Dist.loss_norm`: sequences, completion tokens all-reduced, micro-batches
-  x W), and gradients are **summed** across ranks (:meth:`Dist.sum_grads`: one all-reduce per
+  back-propagates its share with the loss normalised by counts of the *global* batch
+  (:func:`rft.grpo.update.global_loss_norm`: sequences, completion tokens all-reduced,
+  micro-batches x W), and gradients are **summed** across ranks (:meth:`Dist.sum_grads`: one all-reduce per
   optimizer step on the replicated model; FSDP with divide factor 1), so the update equals the
   single-process update on the global batch for every loss type. There is no DDP wrapper: the
   log-prob pass runs several forwards per backward (shared prompt prefixes, length buckets), and
@@ -57,8 +60,6 @@ import torch
 import torch.distributed as dist
 
 from rft.config import Config, ConfigError
-from rft.grpo.logprobs import TokenBatch
-from rft.grpo.loss import LossNorm
 from rft.runs import RunDir
 
 
@@ -127,7 +128,10 @@ class Dist:
     def _comm_device(self) -> torch.device:
         return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
-    def _all_reduce_sum(self, values: list[float]) -> list[float]:
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        """Every rank's ``values`` summed element-wise (in float64), on every rank."""
+        if not self.enabled:
+            return values
         t = torch.tensor(values, dtype=torch.float64, device=self._comm_device())
         dist.all_reduce(t)
         return t.tolist()
@@ -156,8 +160,9 @@ class Dist:
     def sum_grads(self, params: list[torch.Tensor]) -> None:
         """Sum the gradients of replicated parameters across ranks (in place, one all-reduce per
         ~64 MB bucket), once per optimizer step. The loss is normalised by the global batch
-        (:meth:`loss_norm`), so the sum is the one-process gradient. A parameter without a gradient
-        on this rank contributes zeros, so every rank sends the same buckets. FSDP reduces its own."""
+        (:func:`rft.grpo.update.global_loss_norm`), so the sum is the one-process gradient. A
+        parameter without a gradient on this rank contributes zeros, so every rank sends the same
+        buckets. FSDP reduces its own."""
         if not self.enabled or self.fsdp:
             return
         for p in params:
@@ -176,48 +181,6 @@ class Dist:
                     g.copy_(flat[offset : offset + g.numel()].view_as(g))
                     offset += g.numel()
                 bucket, size = [], 0
-
-    def loss_norm(self, tokens: TokenBatch, grad_accum: int, max_completion_length: int) -> LossNorm | None:
-        """Loss normalisers of the global batch (None with one process: update_policy counts its own)."""
-        if not self.enabled:
-            return None
-        local_tokens = float(tokens.completion_mask_BC.sum())
-        (total_tokens,) = self._all_reduce_sum([local_tokens])
-        return LossNorm(tokens.input_ids_BL.shape[0] * self.world_size, int(round(total_tokens)),
-                        grad_accum * self.world_size, max_completion_length)
-
-    def reduce_update_metrics(self, upd: dict[str, float], tokens: TokenBatch) -> dict[str, float]:
-        """Global values of update_policy's metrics: ``loss`` is a share of the global loss (summed);
-        per-token means (entropy, clip_frac, kl) are weighted by each rank's completion tokens;
-        grad_norm (taken after the gradient sum), lr and update_skipped (agreed through :meth:`any`)
-        are the same on every rank."""
-        if not self.enabled:
-            return upd
-        same = {"grad_norm", "lr", "update_skipped"}
-        keys = [k for k in sorted(upd) if k not in same]
-        n_tok = float(tokens.completion_mask_BC.sum())
-        vals = [upd[k] if k == "loss" else upd[k] * n_tok for k in keys] + [n_tok]
-        *sums, total = self._all_reduce_sum(vals)
-        out = dict(upd)
-        for k, v in zip(keys, sums):
-            out[k] = v if k == "loss" else v / max(total, 1.0)
-        return out
-
-    def merge_grader_stats(self, stats: dict[str, float]) -> dict[str, float]:
-        """GraderPool.pop_stats() of the whole batch: counts summed, means weighted by each rank's count."""
-        if not self.enabled:
-            return stats
-        parts = self.gather([stats])
-        out: dict[str, float] = {}
-        for key in dict.fromkeys(k for p in parts for k in p):
-            kind = key.split("/")[1] if key.count("/") >= 2 else ""
-            if key.endswith(("/count", "/skipped", "/errors", "/timeouts")):
-                out[key] = sum(p.get(key, 0) for p in parts)
-                continue
-            weights = [p.get(f"grader/{kind}/count", 1) if key in p else 0 for p in parts]
-            total = sum(weights)
-            out[key] = sum(w * p[key] for w, p in zip(weights, parts) if key in p) / total if total else 0.0
-        return out
 
     # -- FSDP: full weights for generation, full state dicts for checkpoints -------------------------
     @contextmanager

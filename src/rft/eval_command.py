@@ -51,7 +51,7 @@ from rft.data import DataError, Example, read_dataset, require_chat_template
 from rft.evaluate import encode_prompt, evaluate, sampled_pass_at_k
 from rft.export import find_checkpoint
 from rft.graders.base import SpecError
-from rft.graders.harness import InputError, load_spec
+from rft.grade import InputError, load_spec
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
 from rft.models.load import (ModelError, context_length, load_model, load_tokenizer, resolve_device,
@@ -59,7 +59,8 @@ from rft.models.load import (ModelError, context_length, load_model, load_tokeni
 from rft.models.lora import ADAPTER_CONFIG, is_adapter_dir, load_adapter
 from rft.rollout.base import SamplingParams
 from rft.rollout.sampler import TorchSampler
-from rft.runs import RunDir, atomic_write_text
+from rft.files import atomic_write_text
+from rft.runs import RunDir
 
 DEFAULT_MAX_NEW_TOKENS = 256  # without a run's config: room for a short reasoned answer
 # grpo.train.validate seeds its sampled pass@k with seed + this; the same stream reproduces its numbers
@@ -245,13 +246,13 @@ def evaluate_target(t: Target, examples: list[Example], st: Settings, pool: Grad
     sampler = TorchSampler(model, tok)
     t0 = time.perf_counter()
     res = evaluate(sampler, tok, pool, examples, st.max_new_tokens, st.batch_size)
-    metrics = {**res.metrics, **pool.pop_stats()}
+    metrics = {**res.metrics, **pool.pop_stats().metrics()}
     if st.samples:
         params = SamplingParams(st.max_new_tokens, st.temperature, st.top_p, st.top_k)
         gen = torch.Generator().manual_seed(st.seed + VALIDATION_SEED_OFFSET)
         sampled = sampled_pass_at_k(sampler, tok, pool, examples, st.samples, params, gen,
                                     max(1, st.batch_size // st.samples))
-        metrics.update({f"sampled/{k}": v for k, v in {**sampled, **pool.pop_stats()}.items()})
+        metrics.update({f"sampled/{k}": v for k, v in {**sampled, **pool.pop_stats().metrics()}.items()})
     seconds = time.perf_counter() - t0
     del sampler, model  # one model in memory at a time
     gc.collect()

@@ -17,17 +17,16 @@ formats other than safetensors (GGUF and the like).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from rft.config import ConfigError, load_config
+from rft.files import atomic_directory, atomic_write_text
 from rft.models.load import load_model, load_tokenizer, resolve_model_path
 from rft.models.lora import ADAPTER_CONFIG, is_adapter_dir, load_adapter
-from rft.runs import RunDir, atomic_write_text
+from rft.runs import RunDir
 
 
 @dataclass
@@ -78,20 +77,12 @@ def export(run_dir: str | Path, out: str | Path, *, merged: bool = False, checkp
     else:
         raise FileNotFoundError(f"{run.path}: no checkpoints/ (nor an SFT model/) to export")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".tmp-"))
-    try:
+    with atomic_directory(out) as tmp:
         kind = _write(source, tmp, cfg.model.path, cfg.model.dtype, merged)
         state_file = source / "trainer_state.json"
         step = json.loads(state_file.read_text())["step"] if state_file.is_file() else None
         atomic_write_text(tmp / "rft_export.json", json.dumps(
             {"run": str(run.path.resolve()), "checkpoint": source.name, "step": step, "kind": kind}, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return ExportResult(out, source, kind, step)
 
 

@@ -8,11 +8,10 @@ runs/NAME/
   checkpoints/       step_N/ (model, optimizer, scheduler, RNG, data cursor); best/; `latest`
 ```
 
-Atomicity: files are written to a temporary name in the same directory, fsynced, then renamed
-(``os.replace`` is atomic on POSIX). A checkpoint is assembled in ``step_N.tmp-*`` and renamed to
-``step_N`` only when complete, then ``latest`` is rewritten; a crash at any point leaves the previous
-checkpoint as the one ``latest`` names. Not covered: a crash of the machine between the data and the
-directory fsync on exotic file systems.
+Atomicity (:mod:`rft.files`): files are written to a temporary name in the same directory, fsynced,
+then renamed. A checkpoint is assembled in ``step_N.tmp-*`` and renamed to ``step_N`` only when
+complete (:func:`rft.files.atomic_directory`), then ``latest`` is rewritten; a crash at any point
+leaves the previous checkpoint as the one ``latest`` names.
 """
 
 from __future__ import annotations
@@ -21,23 +20,10 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from rft.files import atomic_write_text, jsonl_lines
 
 
 def _jsonable(value: Any) -> Any:
@@ -106,12 +92,10 @@ class RunDir:
         if not self.metrics_path.exists():
             return []
         out = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a torn last line from a crash: everything after it is dropped
+        for _, record, torn in jsonl_lines(self.metrics_path):
+            if torn:
+                break  # a torn last line from a crash: everything after it is dropped
+            out.append(record)
         return out
 
     def truncate_metrics(self, last_step: int) -> None:
@@ -124,23 +108,9 @@ class RunDir:
         atomic_write_text(self.samples_dir / f"{name}.jsonl", text)
 
     # -- checkpoints -------------------------------------------------------------------------
-    def new_checkpoint_dir(self, name: str) -> Path:
-        """A temporary directory to fill; pass it to :meth:`commit_checkpoint` when complete."""
-        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=self.checkpoints_dir, prefix=f"{name}.tmp-"))
-
-    def commit_checkpoint(self, tmp: Path, name: str, *, latest: bool) -> Path:
-        final = self.checkpoints_dir / name
-        if final.exists():
-            old = final.with_name(f"{name}.old-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
-        if latest:
-            atomic_write_text(self.checkpoints_dir / "latest", name + "\n")
-        return final
+    def mark_latest(self, name: str) -> None:
+        """Point ``checkpoints/latest`` at the complete checkpoint ``name`` (what a resume loads)."""
+        atomic_write_text(self.checkpoints_dir / "latest", name + "\n")
 
     def latest_checkpoint(self) -> Path | None:
         pointer = self.checkpoints_dir / "latest"

@@ -11,9 +11,6 @@ temporary directory and renamed into place, so a crash never leaves a half-writt
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +21,13 @@ from rft.config import Config
 from rft.console import Console
 from rft.data import DataError, Example, PromptCursor
 from rft.evaluate import evaluate
+from rft.files import atomic_directory, atomic_write_text
 from rft.grpo.logprobs import build_token_batch, completion_logprobs
 from rft.models.lora import is_lora
 from rft.optim import make_optimizer, make_scheduler
 from rft.report.loggers import run_sinks
 from rft.rollout import TorchSampler
-from rft.runs import RunDir, atomic_write_text
+from rft.runs import RunDir
 from rft.session import open_session
 
 
@@ -55,13 +53,9 @@ def target_text(example: Example, field: str) -> str:
 
 
 def save_model_atomically(model, tokenizer, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".tmp-"))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_directory(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return out
 
 

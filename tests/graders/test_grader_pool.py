@@ -53,7 +53,7 @@ def test_hung_grade_times_out_and_worker_is_replaced(pool):
     assert grades[1].score == 0.0 and grades[1].details["timeout"] is True
     assert [g.score for i, g in enumerate(grades) if i != 1] == [1.0] * 5  # the rest of its chunk was regraded
     assert pool.replaced == replaced + 1
-    stats = pool.pop_stats()
+    stats = pool.pop_stats().metrics()
     assert stats["grader/python/timeouts"] == 1 and stats["grader/python/count"] == 6
 
 
@@ -69,7 +69,7 @@ def test_grader_exception_becomes_a_zero_grade(pool):
     pool.pop_stats()
     grades = pool.grade(["raise", "1"], examples(2))
     assert grades[0].score == 0.0 and "grader bug" in grades[0].reason
-    assert pool.pop_stats()["grader/python/errors"] == 1
+    assert pool.pop_stats().metrics()["grader/python/errors"] == 1
 
 
 def test_pool_keeps_working_after_failures(pool):
@@ -97,11 +97,11 @@ def test_rows_route_to_their_own_grader_and_stats_split_by_type():
     ]
     with GraderPool({"type": "arithmetic"}, workers=0) as p:
         grades = p.grade(["4", "x", "4"], rows)
-        stats = p.pop_stats()
+        stats = p.pop_stats().metrics()
     assert [g.score for g in grades] == [1.0, 0.0, 1.0]
     assert stats["grader/string_check/count"] == 1 and stats["grader/regex/pass_rate"] == 0.0
     assert stats["grader/arithmetic/mean"] == 1.0
-    assert p.pop_stats() == {}  # popped
+    assert p.pop_stats().metrics() == {}  # popped
 
 
 def test_multi_components_are_logged_separately():
@@ -112,7 +112,7 @@ def test_multi_components_are_logged_separately():
     }
     with GraderPool(spec, workers=0) as p:
         p.grade(["4", "44444"], [Example("a", "p", {"answer": "4"}), Example("b", "p", {"answer": "4"})])
-        stats = p.pop_stats()
+        stats = p.pop_stats().metrics()
     assert stats["grader/multi/correct"] == 0.5 and stats["grader/multi/long"] == -0.5
     assert stats["grader/multi/mean"] == 0.0
 
@@ -139,6 +139,6 @@ def test_pass_rate_counts_full_scores_without_a_verdict_and_skipped_rows_apart()
     rows = [Example("a", "p", {}), Example("b", "p", {}), Example("c", "p", {}, grader={"type": "arithmetic"})]
     with GraderPool(spec, workers=0) as p:
         p.grade(["4", "5", "4"], rows)  # row c: the arithmetic grader has no answer field to compare to
-        stats = p.pop_stats()
+        stats = p.pop_stats().metrics()
     assert stats["grader/python/pass_rate"] == 0.5 and stats["grader/python/skipped"] == 0
     assert stats["grader/arithmetic/pass_rate"] == 0.0 and stats["grader/arithmetic/skipped"] == 1

@@ -10,7 +10,7 @@ import pytest
 from rft.data import Example
 from rft.graders import SpecError, build
 from rft.graders.math_text import last_number, plain_number
-from rft.safety.audit import audit
+from rft.audit import audit
 
 AUTO = {"type": "math", "extract": "auto", "timeout_s": 1.0}
 LAST = {"type": "math", "extract": "last_number", "timeout_s": 1.0}

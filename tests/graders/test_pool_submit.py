@@ -34,7 +34,7 @@ def test_the_whole_batch_is_graded_while_the_caller_is_busy_and_wait_returns_it_
         grades = pending.wait()
         assert [g.score for g in grades] == [float(i % 3 != 0) for i in range(8)]
         assert pending.wait() is grades  # waiting twice returns the same grades
-        assert pool.pop_stats()["grader/python/count"] == 9
+        assert pool.pop_stats().metrics()["grader/python/count"] == 9
 
 
 MISBEHAVING = """

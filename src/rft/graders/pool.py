@@ -20,11 +20,8 @@ in flight is always known:
 - a grader exception becomes score 0 (``safe_grade``) inside the worker.
 The result count is checked against the input count before returning.
 
-``pop_stats()`` returns flat metrics since the last call, per grader type: ``grader/<type>/{count,
-mean,pass_rate,skipped,errors,timeouts,latency_ms}`` (passes as :func:`passed_of` counts them;
-errors include timeouts; latency is the mean wall time of one grade in its worker), plus
-``grader/<type>/<component>`` means for graders that report ``details["components"]``
-(``multi``), so shaping terms are logged apart from correctness.
+``pop_stats()`` returns the :class:`~rft.graders.stats.GraderStats` of the grades since the last
+call, per grader type; its ``metrics()`` are the ``grader/<type>/...`` metrics of metrics.jsonl.
 
 ``submit(completions, examples)`` returns at once with a :class:`PendingGrades`; a background
 thread feeds and collects the batch while the caller does other work, and ``wait()`` returns the
@@ -46,15 +43,16 @@ import signal
 import threading
 import time
 import weakref
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from rft.data import Example
-from rft.graders.base import Grade, Grader, passed_of, safe_grade
+from rft.graders.base import Grade, Grader, safe_grade
 from rft.graders.bounded import die_with_parent
 from rft.graders.registry import build
+from rft.graders.stats import GraderStats
 
 STARTUP_TIMEOUT_S = 120.0  # a worker that cannot start is an environment problem: raise
 SLACK_S = 10.0  # added to a grader's own bound: start-up of its bounded child, a loaded machine
@@ -117,8 +115,7 @@ class GraderPool:
         self._graders: dict[str, Grader] = {}
         self._specs: dict[str, dict[str, Any]] = {}
         self._pool: list[_Worker] = []
-        self._stats: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self._components: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self._stats = GraderStats()
         self.replaced = 0  # workers killed or lost and replaced, since creation
         self._pump_thread: threading.Thread | None = None
         self._finalizer = weakref.finalize(self, _shutdown, self._pool)
@@ -207,7 +204,7 @@ class GraderPool:
             raise RuntimeError(f"grader pool lost {len(missing)} of {len(completions)} results (indices {missing[:5]})")
         grades = []
         for key, (grade, seconds) in zip(keys, results):  # type: ignore[misc]
-            self._record(str(self._specs[key]["type"]), grade, seconds)
+            self._stats.add(str(self._specs[key]["type"]), grade, seconds)
             grades.append(grade)
         return grades
 
@@ -336,38 +333,10 @@ class GraderPool:
         return 1
 
     # -- statistics ----------------------------------------------------------------------------
-    def _record(self, kind: str, grade: Grade, seconds: float) -> None:
-        s = self._stats[kind]
-        s["count"] += 1
-        s["score_sum"] += grade.score
-        s["passed"] += passed_of(grade)
-        s["skipped"] += grade.skipped
-        s["errors"] += grade.errored
-        s["timeouts"] += bool(grade.details.get("timeout"))
-        s["seconds"] += seconds
-        components = grade.details.get("components")
-        if isinstance(components, dict):
-            for name, value in components.items():
-                if isinstance(value, (int, float)):
-                    self._components[kind][str(name)].append(float(value))
-
-    def pop_stats(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for kind, s in self._stats.items():
-            n = max(s["count"], 1)
-            out[f"grader/{kind}/count"] = s["count"]
-            out[f"grader/{kind}/mean"] = s["score_sum"] / n
-            out[f"grader/{kind}/pass_rate"] = s["passed"] / n
-            out[f"grader/{kind}/skipped"] = s["skipped"]
-            out[f"grader/{kind}/errors"] = s["errors"]
-            out[f"grader/{kind}/timeouts"] = s["timeouts"]
-            out[f"grader/{kind}/latency_ms"] = 1000 * s["seconds"] / n
-        for kind, components in self._components.items():
-            for name, values in components.items():
-                out[f"grader/{kind}/{name}"] = sum(values) / len(values)
-        self._stats.clear()
-        self._components.clear()
-        return out
+    def pop_stats(self) -> GraderStats:
+        """The statistics of every grade since the last call (validation's apart from training's)."""
+        stats, self._stats = self._stats, GraderStats()
+        return stats
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:

@@ -23,12 +23,13 @@ step without signal at the reference is still taken, as before.
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel
 
 from rft.config import GRPOConfig
+from rft.distributed import Dist
 from rft.grpo.logprobs import TokenBatch, completion_logprobs
 from rft.grpo.loss import AGGREGATIONS, LossNorm, k3_kl, per_token_loss
 
@@ -56,32 +57,32 @@ def batch_logprobs(model: PreTrainedModel, tokens: TokenBatch, micro: int, tempe
     return out.clone()
 
 
-def update_policy(
-    model: PreTrainedModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    tokens: TokenBatch,
-    adv_B: torch.Tensor,
-    ref_logp_BC: torch.Tensor | None,
-    cfg: GRPOConfig,
-    temperature: float,
-    max_completion_length: int,
-    norm: LossNorm | None = None,
-    grad_sync: Callable[[list[torch.Tensor]], None] | None = None,
-    agree: Callable[[bool], bool] | None = None,
-) -> dict[str, float]:
-    """``norm``: the loss normalisers; default the counts of this batch. ``grad_sync``: called on the
-    trained parameters after an update's backward passes, before clipping. ``agree``: combines this
-    rank's :func:`has_signal` with the other ranks' (True everywhere when True on one, ``Dist.any``),
-    after the first pass's backward. Data-parallel ranks (rft.distributed) pass the global batch's
-    counts, a gradient sum and ``Dist.any``, so that their update, or its skip, equals one process's
-    on the whole batch."""
+@dataclass
+class Batch:
+    """This rank's rows of a step, ready for the update: tokens, advantages, the reference's
+    log-probs (None without the KL penalty) and the loss normalisers of the whole (global) batch."""
+
+    tokens: TokenBatch
+    adv_B: torch.Tensor
+    ref_logp_BC: torch.Tensor | None
+    norm: LossNorm
+
+
+def update_policy(model: PreTrainedModel, optimizer: torch.optim.Optimizer,
+                  scheduler: torch.optim.lr_scheduler.LRScheduler, batch: Batch, cfg: GRPOConfig,
+                  temperature: float, dist: Dist | None = None) -> dict[str, float]:
+    """``num_iterations`` optimizer updates on ``batch``. Under torchrun each rank passes its share
+    with the global batch's normalisers (:func:`global_loss_norm`); the gradients are summed
+    (``dist.sum_grads``, before clipping) and the decision to skip a step without signal is taken
+    together (``dist.any``, after the first pass's backward), so that the update, or its skip,
+    equals one process's on the whole batch."""
+    dist = dist or Dist()  # one process: every collective is the identity
+    tokens, norm, ref_logp_BC = batch.tokens, batch.norm, batch.ref_logp_BC
     device = next(model.parameters()).device
     B = tokens.input_ids_BL.shape[0]
     micro = B // cfg.gradient_accumulation_steps
     mask_BC = tokens.completion_mask_BC.to(device)
-    adv_B = adv_B.to(device)
-    norm = norm or LossNorm(B, int(mask_BC.sum()), cfg.gradient_accumulation_steps, max_completion_length)
+    adv_B = batch.adv_B.to(device)
     old_logp_BC = batch_logprobs(model, tokens, micro, temperature) if cfg.num_iterations > 1 else None
     eps_high = cfg.epsilon_high if cfg.epsilon_high is not None else cfg.epsilon
     params = [p for p in model.parameters() if p.requires_grad]
@@ -109,12 +110,11 @@ def update_policy(
         passes += 1
         if it == 0:  # later passes start from the same weights when this one is skipped: decide once
             mine = has_signal(adv_B, cfg.beta, ref_gap)
-            skipped = not (agree(mine) if agree is not None else mine)
+            skipped = not dist.any(mine)
             if skipped:
                 optimizer.zero_grad(set_to_none=True)
                 break
-        if grad_sync is not None:
-            grad_sync(params)
+        dist.sum_grads(params)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         sums["grad_norm"] += float(grad_norm)
         optimizer.step()
@@ -129,4 +129,33 @@ def update_policy(
     }
     if ref_logp_BC is not None:
         out["kl"] = sums["kl"] / max(n_tok, 1.0)
+    return out
+
+
+def global_loss_norm(dist: Dist, tokens: TokenBatch, grad_accum: int, max_completion_length: int) -> LossNorm:
+    """Loss normalisers of the whole step batch: this rank's counts with one process; under torchrun
+    sequences and micro-batches times the world size and completion tokens all-reduced."""
+    if not dist.enabled:
+        return LossNorm(tokens.input_ids_BL.shape[0], int(tokens.completion_mask_BC.sum()), grad_accum,
+                        max_completion_length)
+    (total_tokens,) = dist.all_reduce_sum([float(tokens.completion_mask_BC.sum())])
+    return LossNorm(tokens.input_ids_BL.shape[0] * dist.world_size, int(round(total_tokens)),
+                    grad_accum * dist.world_size, max_completion_length)
+
+
+def reduce_update_metrics(dist: Dist, upd: dict[str, float], tokens: TokenBatch) -> dict[str, float]:
+    """Global values of update_policy's metrics: ``loss`` is a share of the global loss (summed);
+    per-token means (entropy, clip_frac, kl) are weighted by each rank's completion tokens;
+    grad_norm (taken after the gradient sum), lr and update_skipped (agreed through ``Dist.any``)
+    are the same on every rank."""
+    if not dist.enabled:
+        return upd
+    same = {"grad_norm", "lr", "update_skipped"}
+    keys = [k for k in sorted(upd) if k not in same]
+    n_tok = float(tokens.completion_mask_BC.sum())
+    vals = [upd[k] if k == "loss" else upd[k] * n_tok for k in keys] + [n_tok]
+    *sums, total = dist.all_reduce_sum(vals)
+    out = dict(upd)
+    for k, v in zip(keys, sums):
+        out[k] = v if k == "loss" else v / max(total, 1.0)
     return out

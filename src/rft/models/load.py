@@ -9,27 +9,17 @@ Hugging Face checkpoint such as Qwen or Llama works the same way). Nothing is fe
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from rft.files import atomic_directory
+from rft.models.cache import DTYPES, ModelError, cache_dir
 from rft.models.fast import fuse_activations
 from rft.models.tiny import TINY_VERSION, init_tiny_model
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class ModelError(ValueError):
-    """The model directory is missing or not a model; the message says how to fix it."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("RFT_CACHE", Path.home() / ".cache" / "rft"))
 
 
 def embedded_model_dir() -> Path:
@@ -38,12 +28,8 @@ def embedded_model_dir() -> Path:
     meta = target / "rft_tiny.json"
     if meta.exists() and json.loads(meta.read_text()).get("rft_tiny_version") == TINY_VERSION:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp-"))
-    init_tiny_model(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    with atomic_directory(target) as tmp:
+        init_tiny_model(tmp)
     return target
 
 

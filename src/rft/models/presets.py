@@ -46,8 +46,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rft.files import atomic_directory
 from rft.models.compat import gguf_dense_kwargs
-from rft.models.load import DTYPES, ModelError, cache_dir
+from rft.models.cache import DTYPES, ModelError, cache_dir
 
 META_FILE = "rft_model.json"
 PRESET_VERSION = 1  # bump when the conversion below changes, so cached directories are rebuilt
@@ -167,21 +168,13 @@ def convert_gguf(gguf: str | Path, out: str | Path, dtype: str = "float32", meta
         raise PresetError(f"{gguf}: transformers could not load it as a causal LM ({type(e).__name__}: "
                           f"{str(e)[:300]}); its architecture or quantisation type may not be supported") from None
     model.config.dtype = DTYPES[dtype]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".tmp-"))
-    try:
+    with atomic_directory(out) as tmp:
         with torch.no_grad():
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         info = {"rft_preset_version": PRESET_VERSION, "dtype": dtype, "gguf": gguf.name,
                 "n_params": sum(p.numel() for p in model.parameters()), **(meta or {})}
         (tmp / META_FILE).write_text(json.dumps(info, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from rft.report.plots import Panel, build_panels, missing_panels, render_png
 from rft.report.samples import GroupPair, report_samples
-from rft.runs import RunDir, atomic_write_text
+from rft.files import atomic_write_text
+from rft.runs import RunDir
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1400px; }

@@ -9,11 +9,12 @@ Not covered: validation samples (``val_step_N.jsonl``), searching for specific f
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from rft.files import jsonl_lines
 
 
 @dataclass
@@ -60,12 +61,10 @@ def sample_steps(run_dir: Path) -> list[tuple[int, Path]]:
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+    for _, row, torn in jsonl_lines(path):
+        if torn:
+            break  # a torn last line: the rows before it
+        rows.append(row)
     return rows
 
 

@@ -12,6 +12,8 @@ from typing import Literal, Protocol
 
 import torch
 
+from rft.config import SamplingConfig
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -21,6 +23,11 @@ class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
+
+    @classmethod
+    def of(cls, cfg: SamplingConfig) -> "SamplingParams":
+        """The configured sampling (``sampling:``): what training rollouts and sampled pass@k use."""
+        return cls(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k)
 
     @property
     def greedy(self) -> bool:

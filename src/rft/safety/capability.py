@@ -20,7 +20,6 @@ Not covered: task-specific general benchmarks (the set measures language modelli
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rft.files import jsonl_lines
 
 DEFAULT_TEXT = Path(__file__).with_name("general_text.txt")
 TOP_K = 64
@@ -41,13 +42,9 @@ def read_general_text(path: str | Path | None = None) -> list[str]:
         raise FileNotFoundError(f"eval.capability_file = {str(p)!r}: no such file; give a .txt or .jsonl of general text")
     if p.suffix == ".jsonl":
         texts = []
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{p}:{n}: not JSON ({e.msg}); each line must be {{\"text\": \"...\"}}") from None
+        for n, row, bad in jsonl_lines(p):
+            if bad:
+                raise ValueError(f"{p}:{n}: not JSON ({bad.msg}); each line must be {{\"text\": \"...\"}}")
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                 raise ValueError(f"{p}:{n}: expected an object with a string 'text' field")
             texts.append(row["text"])

@@ -1,10 +1,14 @@
-"""Built-in procedural tasks: each returns (train, val, grader_spec). An explicit dict, no discovery."""
+"""Built-in procedural tasks: each returns (train, val, grader_spec). An explicit dict, no discovery.
+
+:func:`load_splits` is where a config's ``data`` section becomes examples: a built-in task from
+here, or data files read by :mod:`rft.data` (which sits below the tasks and knows none of them)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
-from rft.data import Example
+from rft.config import DataConfig
+from rft.data import Example, assert_disjoint, read_dataset, split_examples
 from rft.tasks.arithmetic import make_arithmetic
 from rft.tasks.code_adapter import make_code
 from rft.tasks.json_extract import make_json
@@ -20,3 +24,16 @@ TASKS: dict[str, Callable[..., tuple[list[Example], list[Example], dict]]] = {
     "logic": make_logic,
     "code": make_code,
 }
+
+
+def load_splits(data_cfg: DataConfig, seed: int) -> tuple[list[Example], list[Example], dict[str, Any] | None]:
+    """(train, val, the task's grader spec or None) from a built-in task or data files."""
+    if data_cfg.task is not None:
+        return TASKS[data_cfg.task.name](data_cfg.task, seed)
+    train = read_dataset(data_cfg.train_file)
+    if data_cfg.val_file is not None:
+        val = read_dataset(data_cfg.val_file)
+    else:
+        train, val = split_examples(train, data_cfg.val_size, seed)
+    assert_disjoint(train, val)
+    return train, val, None

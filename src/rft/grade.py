@@ -34,10 +34,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from rft.data import DataError, Example, read_jsonl
+from rft.files import atomic_write_text, jsonl_lines
 from rft.graders.base import Grade, SpecError, passed_of
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
-from rft.runs import atomic_write_text
 
 
 class InputError(ValueError):
@@ -74,27 +74,21 @@ def load_spec(text: str) -> dict[str, Any]:
 
 def _data_lines(path: Path) -> list[int]:
     """Line numbers of the non-blank lines, in the order ``read_jsonl`` returns their examples."""
-    with path.open(encoding="utf-8") as f:
-        return [n for n, line in enumerate(f, start=1) if line.strip()]
+    return [n for n, _, _ in jsonl_lines(path)]
 
 
 def _read_completions(path: Path, expected: int) -> list[str]:
     if not path.is_file():
         raise InputError(f"--completions {path}: no such file")
     out: list[str] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-            if isinstance(value, dict):
-                value = value.get("completion")
-            if not isinstance(value, str):
-                raise InputError(f"{path}:{lineno}: expected a JSON string or an object with a string 'completion'")
-            out.append(value)
+    for lineno, value, bad in jsonl_lines(path):
+        if bad:
+            raise InputError(f"{path}:{lineno}: invalid JSON ({bad.msg} at column {bad.colno})")
+        if isinstance(value, dict):
+            value = value.get("completion")
+        if not isinstance(value, str):
+            raise InputError(f"{path}:{lineno}: expected a JSON string or an object with a string 'completion'")
+        out.append(value)
     if len(out) != expected:
         raise InputError(f"{path}: {len(out)} completions for {expected} data rows; give one line per data row")
     return out
@@ -190,7 +184,7 @@ def grade_command(grader: str, data: str, completions: str | None, out: str | No
     t0 = time.perf_counter()
     with GraderPool(spec, workers=workers) as pool:
         grades = pool.grade([r.completion for r in rows], [r.example for r in rows])
-        stats = pool.pop_stats()
+        stats = pool.pop_stats().metrics()
     seconds = time.perf_counter() - t0
     render(console, rows, grades, stats, seconds, quiet)
     if out is not None:

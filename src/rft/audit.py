@@ -241,9 +241,9 @@ def audit_command(grader: str, data: str, threshold: float = 0.5, limit: int | N
     from rft.console import Console
     from rft.data import read_jsonl
     from rft.graders.base import SpecError
-    from rft.graders.harness import InputError, load_spec
+    from rft.grade import InputError, load_spec
     from rft.graders.registry import build
-    from rft.runs import atomic_write_text
+    from rft.files import atomic_write_text
 
     try:
         spec = load_spec(grader)

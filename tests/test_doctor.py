@@ -11,7 +11,7 @@ import yaml
 from rft.cli import main
 from rft.data import Example
 from rft.graders.base import Grade
-from rft.safety.doctor import baseline_verdict, check_grader
+from rft.doctor import baseline_verdict, check_grader
 
 
 def _sampled(pass_at_k, rate, mean, best, zero_std, k=8):
@@ -122,7 +122,7 @@ def test_doctor_suggests_a_free_text_mode_when_the_math_grader_reads_no_answer()
     the advice names auto / last_number; with last_number the same answers are read, no advice."""
     from rft.data import Example
     from rft.graders.registry import build
-    from rft.safety.doctor import extraction_advice
+    from rft.doctor import extraction_advice
 
     examples = [Example(id=str(i), prompt=f"What is {i} + 1?", fields={"answer": str(i + 1)}) for i in range(4)]
     texts = [f"{i} + 1 = {i + 1}, so the answer is {i + 1}." for i in range(3)] + ["The answer is \\boxed{4}."]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rft.graders.harness import grade_command
+from rft.grade import grade_command
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

@@ -44,13 +44,15 @@ from rich.table import Table
 
 from rft.config import Config, ConfigError
 from rft.console import Console
-from rft.data import DataError, Example, load_splits
+from rft.data import DataError, Example
 from rft.evaluate import evaluate, sampled_pass_at_k
 from rft.graders.base import SpecError
 from rft.models.load import ModelError
 from rft.rollout import SamplingParams, TorchSampler
-from rft.runs import RunDir, atomic_write_text
+from rft.files import atomic_write_text
+from rft.runs import RunDir
 from rft.session import Session, open_session
+from rft.tasks import load_splits
 
 Verdict = Literal["ok", "warn", "block", "skip"]
 _RANK = {"skip": 0, "ok": 1, "warn": 2, "block": 3}
@@ -198,8 +200,7 @@ def check_baseline(s: Session, pool: Any, n: int, k: int) -> tuple[Check, Check,
     greedy = evaluate(sampler, s.tokenizer, pool, examples, cfg.sampling.max_new_tokens, cfg.eval.batch_size)
     greedy_s = time.perf_counter() - t0
     grader = check_grader(s, pool, greedy.rows, examples)
-    params = SamplingParams(cfg.sampling.max_new_tokens, cfg.sampling.temperature, cfg.sampling.top_p,
-                            cfg.sampling.top_k)
+    params = SamplingParams.of(cfg.sampling)
     sampled = sampled_pass_at_k(sampler, s.tokenizer, pool, examples, k, params,
                                 torch.Generator().manual_seed(cfg.seed + 11))
     pool.pop_stats()

@@ -7,7 +7,7 @@ import pytest
 
 from rft.config import TaskConfig
 from rft.data import write_jsonl
-from rft.safety.audit import attacks_for, audit, audit_command
+from rft.audit import attacks_for, audit, audit_command
 from rft.tasks import TASKS
 
 LIKE = {"type": "string_check", "operation": "like", "reference": "{{ item.answer }}"}

@@ -1,0 +1,98 @@
+"""Grader statistics of a batch, per grader type: what :meth:`GraderPool.pop_stats` returns.
+
+Kept as sums (grades, score, passes, skips, errors, timeouts, seconds, and each component's sum and
+count), so that the statistics of two batches -- two ranks' shares of a step under torchrun -- merge
+exactly by adding them (:meth:`GraderStats.merge`). The flat metrics of ``metrics.jsonl`` are made
+in one place, :meth:`GraderStats.metrics`:
+
+    grader/<type>/count, skipped, errors, timeouts   totals (errors include timeouts)
+    grader/<type>/mean, pass_rate                    score sum / count, passes / count
+    grader/<type>/latency_ms                         mean wall time of one grade in its worker
+    grader/<type>/<component>                        mean of ``details["components"][component]``
+
+Passes are counted as :func:`passed_of` counts them. Components are what ``multi`` graders report,
+so shaping terms are logged apart from correctness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rft.graders.base import Grade, passed_of
+
+
+@dataclass
+class KindStats:
+    """The sums of one grader type's grades (floats, as metrics.jsonl has always logged them)."""
+
+    count: float = 0.0
+    score_sum: float = 0.0
+    passed: float = 0.0
+    skipped: float = 0.0
+    errors: float = 0.0
+    timeouts: float = 0.0
+    seconds: float = 0.0
+    components: dict[str, tuple[float, int]] = field(default_factory=dict)  # name -> (sum, count)
+
+    def add(self, grade: Grade, seconds: float) -> None:
+        self.count += 1
+        self.score_sum += grade.score
+        self.passed += passed_of(grade)
+        self.skipped += grade.skipped
+        self.errors += grade.errored
+        self.timeouts += bool(grade.details.get("timeout"))
+        self.seconds += seconds
+        components = grade.details.get("components")
+        if isinstance(components, dict):
+            for name, value in components.items():
+                if isinstance(value, (int, float)):
+                    total, n = self.components.get(str(name), (0.0, 0))
+                    self.components[str(name)] = (total + float(value), n + 1)
+
+    def merge(self, other: KindStats) -> KindStats:
+        components = dict(self.components)
+        for name, (total, n) in other.components.items():
+            total0, n0 = components.get(name, (0.0, 0))
+            components[name] = (total0 + total, n0 + n)
+        return KindStats(self.count + other.count, self.score_sum + other.score_sum, self.passed + other.passed,
+                         self.skipped + other.skipped, self.errors + other.errors, self.timeouts + other.timeouts,
+                         self.seconds + other.seconds, components)
+
+
+@dataclass
+class GraderStats:
+    """Per grader type (``spec["type"]``), the sums of its grades since the pool last handed them out."""
+
+    kinds: dict[str, KindStats] = field(default_factory=dict)
+
+    def add(self, kind: str, grade: Grade, seconds: float) -> None:
+        self.kinds.setdefault(kind, KindStats()).add(grade, seconds)
+
+    def merge(self, other: GraderStats) -> GraderStats:
+        """The statistics of both batches together: every sum added."""
+        kinds = dict.fromkeys([*self.kinds, *other.kinds])
+        return GraderStats({k: self.kinds.get(k, KindStats()).merge(other.kinds.get(k, KindStats())) for k in kinds})
+
+    @staticmethod
+    def merged(parts: list[GraderStats]) -> GraderStats:
+        out = GraderStats()
+        for part in parts:
+            out = out.merge(part)
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        """The flat ``grader/<type>/...`` metrics (the module docstring lists them)."""
+        out: dict[str, float] = {}
+        for kind, s in self.kinds.items():
+            n = max(s.count, 1)
+            out[f"grader/{kind}/count"] = s.count
+            out[f"grader/{kind}/mean"] = s.score_sum / n
+            out[f"grader/{kind}/pass_rate"] = s.passed / n
+            out[f"grader/{kind}/skipped"] = s.skipped
+            out[f"grader/{kind}/errors"] = s.errors
+            out[f"grader/{kind}/timeouts"] = s.timeouts
+            out[f"grader/{kind}/latency_ms"] = 1000 * s.seconds / n
+        for kind, s in self.kinds.items():
+            for name, (total, count) in s.components.items():
+                out[f"grader/{kind}/{name}"] = total / count
+        return out
