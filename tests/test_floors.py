@@ -23,11 +23,12 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("base", ["rft", "rft.config", "rft.console", "rft.files", "rft.runs", "rft.optim", "rft.checkpoint"]),
     ("data", ["rft.data"]),
     ("parts", ["rft.tasks", "rft.models", "rft.rollout", "rft.graders", "rft.safety", "rft.distributed",
-               "rft.report"]),
+               "rft.report", "rft.envs"]),
     ("algorithm", ["rft.grpo", "rft.evaluate"]),
     ("session", ["rft.session"]),
     ("loop", ["rft.grpo.train"]),
-    ("commands", ["rft.sft", "rft.demo", "rft.doctor", "rft.audit", "rft.grade", "rft.eval_command", "rft.export"]),
+    ("commands", ["rft.sft", "rft.demo", "rft.doctor", "rft.audit", "rft.grade", "rft.eval_command", "rft.export",
+                  "rft.audit_episodes"]),
     ("cli", ["rft.cli"]),
 ]
 

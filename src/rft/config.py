@@ -213,6 +213,55 @@ class GradingConfig(Strict):
     timeout_s: float = Field(30.0, gt=0.0, description="per-grade wall-clock bound in workers; a hung grade scores 0")
 
 
+class EnvironmentConfig(Strict):
+    """Multi-turn episodes (rft.envs): the model takes turns, the environment answers each with an
+    observation (in the context, masked out of the loss, the KL and the entropy) or ends the episode,
+    and the episode's last answer is graded. ``single`` is one completion graded once."""
+
+    type: Literal["single", "sql_retry", "code_retry", "trl"] = Field(
+        "single", description="single: one turn; sql_retry: SQLite's error after a failing query; code_retry: the "
+        "failing visible tests after a program; trl: a TRL environment_factory class (factory)"
+    )
+    max_turns: int | None = Field(
+        None, ge=1, description="model turns per episode at most; default 1 for single, 3 for the others"
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="tokens after the prompt per episode (model turns and observations); default "
+        "max_turns x sampling.max_new_tokens + (max_turns - 1) x max_observation_tokens"
+    )
+    max_observation_tokens: int = Field(128, ge=1, description="an observation is cut to this many tokens")
+    timeout_s: float = Field(120.0, gt=0.0, description="wall clock of one episode; past it the episode ends")
+    on_success: Literal["end", "show"] = Field(
+        "end", description="sql_retry: a query that runs ends the episode (end), or its first rows are shown and "
+        "the episode ends when the model repeats the query (show)"
+    )
+    feedback_rows: int = Field(3, ge=0, description="sql_retry, on_success show: rows shown")
+    visible_tests: int | None = Field(
+        None, ge=1, description="code_retry: tests the prompt shows (the first N of 'tests'), when the rows do not "
+        "say it in a 'visible_tests' field; only these run between turns"
+    )
+    factory: str | None = Field(
+        None, description="trl: the environment class, 'package.module:Class' or 'path/to/file.py:Class'"
+    )
+    tool_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="trl: how the model calls tools: <tool_call>{json}</tool_call> (json, chat models), "
+        "'CALL name(arg=value)' lines (text, plain-text models), or by the prompt's kind (auto)"
+    )
+
+    @model_validator(mode="after")
+    def _turns_fit_the_type(self) -> "EnvironmentConfig":
+        if self.type == "single" and (self.max_turns or 1) != 1:
+            raise ValueError("environment.type 'single' has one turn; pick a multi-turn type or drop max_turns")
+        if (self.type == "trl") != (self.factory is not None):
+            raise ValueError("environment.factory names the TRL environment class of type 'trl' (and only of it); "
+                             "set both or neither")
+        return self
+
+    @property
+    def turns(self) -> int:
+        return self.max_turns or (1 if self.type == "single" else 3)
+
+
 class CheckpointConfig(Strict):
     every: int = Field(50, ge=1, description="save checkpoints/step_N every N steps (and at the last step)")
     keep_last: int = Field(2, ge=1, description="step checkpoints kept; older ones are pruned (best and latest stay)")
@@ -263,6 +312,10 @@ class SFTConfig(Strict):
     eval_every: int = Field(250, ge=1, description="greedy validation every N steps (and at the end)")
     target_accuracy: float | None = Field(None, gt=0.0, le=1.0, description="stop once greedy val accuracy >= this")
     target_field: str = Field("reference", description="example field imitated (falls back to 'answer')")
+    retry_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of rows shown as a procedural retry transcript (a wrong first turn, "
+        "the environment's observation, then the target) when the environment makes them (sql_retry)"
+    )
 
 
 class Config(Strict):
@@ -279,6 +332,9 @@ class Config(Strict):
     data: DataConfig = Field(default_factory=lambda: DataConfig(task=TaskConfig()), description="examples to train on")
     grader: dict[str, Any] | None = Field(None, description="grader spec; default: the task's own grader")
     grading: GradingConfig = Field(default_factory=GradingConfig, description="where and how long graders run")
+    environment: EnvironmentConfig = Field(
+        default_factory=EnvironmentConfig, description="episodes: one turn (single) or multi-turn environments"
+    )
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="rollouts: G, temperature, length")
     grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="the GRPO update (rft.grpo.train)")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="validation on the held-out split")

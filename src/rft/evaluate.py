@@ -28,9 +28,11 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from rft.data import Example
+from rft.envs.base import SingleTurn
+from rft.envs.episodes import EpisodeRunner, with_own_grades
 from rft.graders.base import Grade, passed_of
 from rft.graders.pool import GraderPool
-from rft.rollout.base import RolloutEngine, SamplingParams
+from rft.rollout.base import Completion, RolloutEngine, SamplingParams
 
 
 @dataclass
@@ -103,14 +105,18 @@ def evaluate(
     max_new_tokens: int,
     batch_size: int = 512,
     track_fields: list[str] | None = None,
+    episodes: EpisodeRunner | None = None,
 ) -> EvalResult:
+    """Greedy pass@1 (one episode per example with ``episodes``; one completion without)."""
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
-    texts: list[str] = []
+    runner = episodes or EpisodeRunner.of(SingleTurn(), tokenizer)
+    done: list[Completion] = []
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
-        groups = engine.generate([encode_prompt(tokenizer, e) for e in chunk], 1, params)
-        texts.extend(g[0].text for g in groups)
-    grades: list[Grade] = pool.grade(texts, examples)
+        groups = runner.run(engine, chunk, [encode_prompt(tokenizer, e) for e in chunk], 1, params)
+        done.extend(g[0] for g in groups)
+    texts = [c.text for c in done]
+    grades: list[Grade] = with_own_grades(done, pool.grade(texts, examples))
     n = max(len(examples), 1)
     metrics = {
         "pass@1": sum(passed_of(g) for g in grades) / n,
@@ -120,8 +126,9 @@ def evaluate(
     }
     for f in track_fields or []:
         metrics[f"match_{f}"] = wrong_answer_share(pool, texts, examples, f)
-    rows = [{"id": e.id, "prompt": e.prompt, "completion": t, "score": g.score, "passed": passed_of(g), "reason": g.reason}
-            for e, t, g in zip(examples, texts, grades)]
+    metrics.update(runner.metrics(done, grades))
+    rows = [{"id": e.id, "prompt": e.prompt, "completion": c.text, "score": g.score, "passed": passed_of(g),
+             "reason": g.reason, **runner.sample_fields(c)} for e, c, g in zip(examples, done, grades)]
     return EvalResult(metrics, rows)
 
 
@@ -134,6 +141,7 @@ def sampled_pass_at_k(
     params: SamplingParams,
     generator: Any,
     batch_size: int = 128,
+    episodes: EpisodeRunner | None = None,
 ) -> dict[str, float]:
     """Sample k completions per example with the training sampler: ``pass@j`` for j = 1, 2, 4, ... k
     (unbiased estimator; ``pass@1`` is the share of passed samples, ``pass@k`` the share of examples
@@ -144,9 +152,11 @@ def sampled_pass_at_k(
     majority, all_same, total, best = 0, 0, 0.0, float("-inf")
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
-        groups = engine.generate([encode_prompt(tokenizer, e) for e in chunk], k, params, generator)
-        texts = [c.text for g in groups for c in g]
-        grades = pool.grade(texts, [e for e in chunk for _ in range(k)])
+        runner = episodes or EpisodeRunner.of(SingleTurn(), tokenizer)
+        groups = runner.run(engine, chunk, [encode_prompt(tokenizer, e) for e in chunk], k, params, generator=generator)
+        done = [c for g in groups for c in g]
+        texts = [c.text for c in done]
+        grades = with_own_grades(done, pool.grade(texts, [e for e in chunk for _ in range(k)]))
         for j in range(len(chunk)):
             mine = grades[j * k : (j + 1) * k]
             scores = [gr.score for gr in mine]

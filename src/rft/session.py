@@ -12,6 +12,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rft.config import Config, ConfigError
 from rft.data import DataError, Example, require_chat_template
+from rft.envs import build_environment
+from rft.envs.episodes import EpisodeRunner
 from rft.evaluate import encode_prompt
 from rft.graders.base import SpecError
 from rft.graders.pool import GraderPool
@@ -31,6 +33,7 @@ class Session:
     val: list[Example]
     grader_spec: dict[str, Any] | None
     prompt_ids: dict[str, list[int]]
+    episodes: EpisodeRunner  # the environment (one turn unless configured) and its observation format
 
     def pool(self) -> GraderPool:
         return GraderPool(self.grader_spec, self.cfg.grading.workers, self.cfg.grading.timeout_s)
@@ -55,18 +58,31 @@ def open_session(cfg: Config, model_path: str | None = None) -> Session:
             build(spec)  # fail at load, not at the first step
     except SpecError as e:
         raise ConfigError(f"grader: {e}") from None
+    env = build_environment(cfg, spec)
     model, tokenizer, path = load_policy(cfg.model, model_path)  # LoRA adapters added or reloaded here
     require_chat_template(tokenizer, train + val)
     ctx = context_length(model)
+    after = env.limits.max_tokens if env.limits.max_turns > 1 else cfg.sampling.max_new_tokens
+    what = "environment.max_tokens" if env.limits.max_turns > 1 else "sampling.max_new_tokens"
     prompt_ids: dict[str, list[int]] = {}
     for ex in train + val:
         ids = encode_prompt(tokenizer, ex)
-        if len(ids) + cfg.sampling.max_new_tokens > ctx:
+        if len(ids) + (after or 0) > ctx:
             raise DataError(
-                f"example {ex.id!r}: prompt is {len(ids)} tokens + sampling.max_new_tokens={cfg.sampling.max_new_tokens} "
-                f"> the model's context of {ctx}; shorten the prompt, drop the row or lower max_new_tokens"
+                f"example {ex.id!r}: prompt is {len(ids)} tokens + {what}={after} > the model's context of {ctx}; "
+                f"shorten the prompt, drop the row or lower {what}"
             )
         prompt_ids[ex.id] = ids
     if len(prompt_ids) != len(train) + len(val):
         raise DataError("example ids are not unique across train and validation; give every row a distinct 'id'")
-    return Session(cfg, model, tokenizer, path, train, val, spec, prompt_ids)
+    check_environment(env, train[0])
+    return Session(cfg, model, tokenizer, path, train, val, spec, prompt_ids, EpisodeRunner.of(env, tokenizer))
+
+
+def check_environment(env: Any, example: Example) -> None:
+    """Start one episode before anything runs: an environment that cannot start on the data (a missing
+    field, a missing database) is a config error now, not a run of zero rewards."""
+    try:
+        env.reset(example)
+    except Exception as e:  # noqa: BLE001 - shown to the user as a config problem
+        raise ConfigError(f"environment: cannot start an episode on example {example.id!r}: {e}") from None

@@ -36,6 +36,7 @@ from rft.config import GRPOConfig
 from rft.console import timed
 from rft.data import Example, PromptCursor
 from rft.distributed import Dist, group_seeds
+from rft.envs.episodes import EpisodeRunner, with_own_grades
 from rft.graders.base import Grade
 from rft.graders.pool import GraderPool
 from rft.rollout.base import Completion, RolloutEngine, SamplingParams
@@ -64,6 +65,11 @@ class Rollout:
     completions: list[Completion]
     _finish: Callable[[], tuple[list[Group], list[Group]]]
 
+    @property
+    def loss_masks(self) -> list[tuple[int, ...] | None]:
+        """Per row, which completion tokens are the model's (an episode's observations are not); None: all."""
+        return [c.episode.loss_mask if c.episode else None for c in self.completions]
+
     def wait(self) -> tuple[list[Group], list[Group]]:
         """(the step's training groups, every group sampled this step), all ranks', in order."""
         return self._finish()
@@ -83,6 +89,7 @@ class GroupSampler:
     grpo: GRPOConfig
     seed: int
     dist: Dist
+    episodes: EpisodeRunner
 
     def rollout(self, step: int, times: dict[str, float]) -> Rollout:
         want = self.grpo.prompts_per_step
@@ -98,7 +105,7 @@ class GroupSampler:
 
         def finish() -> tuple[list[Group], list[Group]]:
             with timed(times, "grade"):  # only what the loop waits here, not the overlapped grading
-                grades = pending.wait()
+                grades = with_own_grades([c for grp in out for c in grp], pending.wait())
             groups = self.dist.gather(_groups(examples, out, grades))
             return groups, groups
 
@@ -107,22 +114,24 @@ class GroupSampler:
     def _sample(self, k: int, start: int, step: int,
                 times: dict[str, float]) -> tuple[list[Example], list[list[Completion]]]:
         """The next ``k`` prompts of the cursor (the step's prompts ``start .. start+k-1``): this rank's
-        contiguous share of them, and G completions for each (eval mode, current policy)."""
+        contiguous share of them, and G episodes for each (eval mode, current policy; one completion
+        each in a single-turn run)."""
         examples = [self.train[i] for i in self.cursor.take(k)]
         seeds = group_seeds(self.seed, step, start, k)
         mine = self.dist.shard(k)
         examples, seeds = examples[mine], seeds[mine]
         with timed(times, "rollout"):
-            out = self.engine.generate([self.prompt_ids[e.id] for e in examples], self.num_generations, self.params,
-                                       seeds=seeds)
+            out = self.episodes.run(self.engine, examples, [self.prompt_ids[e.id] for e in examples],
+                                    self.num_generations, self.params, seeds=seeds)
         return examples, out
 
     def _graded(self, k: int, start: int, step: int, times: dict[str, float]) -> list[Group]:
         """``k`` prompts sampled and graded in sequence; every rank's groups, in order."""
         examples, out = self._sample(k, start, step, times)
         with timed(times, "grade"):
-            grades = self.pool.grade([c.text for grp in out for c in grp],
-                                     [e for e, grp in zip(examples, out) for _ in grp])
+            done = [c for grp in out for c in grp]
+            grades = with_own_grades(done, self.pool.grade([c.text for c in done],
+                                                           [e for e, grp in zip(examples, out) for _ in grp]))
         return self.dist.gather(_groups(examples, out, grades))
 
     def _refilled(self, want: int, step: int, times: dict[str, float]) -> tuple[list[Group], list[Group]]:

@@ -40,7 +40,11 @@ class TokenBatch:
                           self.prompt_width)
 
 
-def build_token_batch(prompts: list[list[int]], completions: list[list[int]], pad_id: int) -> TokenBatch:
+def build_token_batch(prompts: list[list[int]], completions: list[list[int]], pad_id: int,
+                      loss_masks: list[tuple[int, ...] | None] | None = None) -> TokenBatch:
+    """The batch of ``prompts`` + ``completions``; ``loss_masks`` (one per row, None: every token)
+    marks which completion tokens are the model's: an episode's observation tokens are context that
+    gets no loss, no KL and no entropy term (their ``completion_mask_BC`` is 0)."""
     P = max(len(p) for p in prompts)
     C = max(max((len(c) for c in completions), default=1), 1)
     B = len(prompts)
@@ -52,7 +56,8 @@ def build_token_batch(prompts: list[list[int]], completions: list[list[int]], pa
         attn[i, P - len(p) : P + len(c)] = 1
         if c:
             ids[i, P : P + len(c)] = torch.tensor(c, dtype=torch.long)
-            cmask[i, : len(c)] = 1.0
+            own = loss_masks[i] if loss_masks is not None else None
+            cmask[i, : len(c)] = 1.0 if own is None else torch.tensor(own, dtype=torch.float32)
     return TokenBatch(ids, attn, cmask, P)
 
 

@@ -40,6 +40,7 @@ from rft.config import Config
 from rft.console import Console, clock, timed
 from rft.data import PromptCursor
 from rft.distributed import Dist, FollowerRunDir, init_distributed, save_checkpoint_on_main
+from rft.envs.episodes import EpisodeRunner, model_ids
 from rft.evaluate import evaluate, sampled_pass_at_k
 from rft.graders.pool import GraderPool
 from rft.graders.stats import GraderStats
@@ -81,22 +82,24 @@ class TrainState:
 
 def step_record(step: int, groups: list[Group], sampled: list[Group], G: int, step_s: float, repetition_ngram: int,
                 dynamic_sampling: bool, update: dict[str, float], times: dict[str, float],
-                grader_stats: dict[str, float]) -> dict[str, Any]:
+                grader_stats: dict[str, float], episodes: EpisodeRunner | None = None) -> dict[str, Any]:
     """The step's ``train`` record of metrics.jsonl. Policy statistics are over everything sampled
-    this step (groups dropped by dynamic sampling included); ``update`` is update_policy's metrics."""
+    this step (groups dropped by dynamic sampling included); ``update`` is update_policy's metrics.
+    Lengths and repetition count the model's tokens (an episode's observations left out)."""
     done = [c for grp in sampled for c in grp.completions]
     rewards = torch.tensor([gr.score for grp in sampled for gr in grp.grades], dtype=torch.float32)
-    lengths = torch.tensor([len(c.token_ids) for c in done], dtype=torch.float32)
+    lengths = torch.tensor([len(model_ids(c)) for c in done], dtype=torch.float32)
     record: dict[str, Any] = {
         "type": "train", "step": step,
         "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
         "frac_zero_std_groups": zero_std_fraction(rewards, G),
         "completion_len_mean": float(lengths.mean()), "completion_len_max": float(lengths.max()),
         "truncated_frac": sum(c.finish_reason == "length" for c in done) / len(done),
-        "repetition": repetition_rate([c.token_ids for c in done], repetition_ngram),
+        "repetition": repetition_rate([model_ids(c) for c in done], repetition_ngram),
         "grader_errors": sum(gr.errored for grp in sampled for gr in grp.grades),
         "completion_tokens_per_s": float(lengths.sum()) / step_s, "step_s": step_s,
         **update, **times, **grader_stats,
+        **(episodes.metrics(done, [gr for grp in sampled for gr in grp.grades]) if episodes else {}),
     }
     if dynamic_sampling:
         record["dynamic/groups_sampled"] = len(sampled)
@@ -104,11 +107,13 @@ def step_record(step: int, groups: list[Group], sampled: list[Group], G: int, st
     return record
 
 
-def sample_rows(groups: list[Group], adv_B: torch.Tensor) -> list[dict[str, Any]]:
-    """The training groups as rows of ``samples/step_N.jsonl``, with each completion's advantage."""
+def sample_rows(groups: list[Group], adv_B: torch.Tensor, episodes: EpisodeRunner | None = None) -> list[dict[str, Any]]:
+    """The training groups as rows of ``samples/step_N.jsonl``, with each completion's advantage (and
+    in a multi-turn run its transcript)."""
     rows = [(i, grp.example, c, gr) for i, grp in enumerate(groups) for c, gr in zip(grp.completions, grp.grades)]
     return [{"group": i, "prompt": e.prompt, "completion": c.text, "score": gr.score, "reason": gr.reason,
-             "advantage": float(a)} for (i, e, c, gr), a in zip(rows, adv_B)]
+             "advantage": float(a), **(episodes.sample_fields(c) if episodes else {})}
+            for (i, e, c, gr), a in zip(rows, adv_B)]
 
 
 def validate(s: Session, sampler: TorchSampler, pool: GraderPool, run: RunDir, step: int,
@@ -118,12 +123,13 @@ def validate(s: Session, sampler: TorchSampler, pool: GraderPool, run: RunDir, s
     successive validations differ only by the policy; training's sampling streams are not touched); the
     capability guard's general-text NLL and KL."""
     e, sc = s.cfg.eval, s.cfg.sampling
-    res = evaluate(sampler, s.tokenizer, pool, s.eval_examples, sc.max_new_tokens, e.batch_size, e.track_fields)
+    res = evaluate(sampler, s.tokenizer, pool, s.eval_examples, sc.max_new_tokens, e.batch_size, e.track_fields,
+                   s.episodes)
     metrics = dict(res.metrics)
     if e.samples > 0:
         sampled = sampled_pass_at_k(sampler, s.tokenizer, pool, s.eval_examples[: e.sampled_size], e.samples,
                                     SamplingParams.of(sc), torch.Generator().manual_seed(s.cfg.seed + 104_729),
-                                    max(1, e.batch_size // e.samples))
+                                    max(1, e.batch_size // e.samples), s.episodes)
         metrics.update({f"sampled/{k}": v for k, v in sampled.items()})
     if guard is not None:
         metrics.update(guard.measure(s.model))
@@ -164,7 +170,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
     engine = make_engine(cfg, s.model_path, model, tok)  # sampling.backend: the torch sampler or vLLM
     pool = s.pool()
     groups_of = GroupSampler(engine, pool, s.train, s.prompt_ids, cursor, SamplingParams.of(cfg.sampling), G, g,
-                             cfg.seed, ctx)
+                             cfg.seed, ctx, s.episodes)
     state, val_s = TrainState(), 0.0  # val_s: the last validation's seconds, what the final one should take
     guard, guard_ref = capability_guard(cfg, model, tok), run.path / "capability_ref.pt"
 
@@ -195,7 +201,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                 rollout = groups_of.rollout(step, times)
             with timed(times, "advantages"):
                 tokens = build_token_batch([s.prompt_ids[e.id] for e in rollout.examples],
-                                           [c.token_ids for c in rollout.completions], engine.pad_id)
+                                           [c.token_ids for c in rollout.completions], engine.pad_id, rollout.loss_masks)
 
             # ref_logprobs: only when the KL penalty is on; no activations kept; the pool grades meanwhile
             ref_logp = None
@@ -220,7 +226,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             step_s = clock() - t_step
             last = ctx.any(step == g.steps or out_of_time(deadline, step_s, val_s * (1 + after_vals)))
             record = step_record(step, groups, sampled, G, step_s, cfg.monitors.repetition_ngram, g.dynamic_sampling,
-                                 upd, times, GraderStats.merged(ctx.gather([pool.pop_stats()])).metrics())
+                                 upd, times, GraderStats.merged(ctx.gather([pool.pop_stats()])).metrics(), s.episodes)
             state.step, state.cursor = step, cursor.state()
 
             # monitors: reward-hacking alerts; one named in monitors.stop_on ends the run like the time limit
@@ -233,7 +239,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                 with timed(times, "validate"), ctx.full_weights(model):
                     state.last_val = validate(s, engine, pool, run, step, guard)
                     alerts += monitors.observe_val(step, state.last_val)
-                    run.write_samples(f"step_{step:06d}", sample_rows(groups, adv_B))
+                    run.write_samples(f"step_{step:06d}", sample_rows(groups, adv_B, s.episodes))
                 if state.last_val["val/pass@1"] > state.best_val:
                     state.best_val = state.last_val["val/pass@1"]
                     save("best", latest=False)

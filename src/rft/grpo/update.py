@@ -97,6 +97,8 @@ def update_policy(model: PreTrainedModel, optimizer: torch.optim.Optimizer,
             logp, entropy = completion_logprobs(model, tokens.select(rows), temperature, with_entropy=it == 0)
             old = old_logp_BC[rows] if old_logp_BC is not None else logp.detach()
             ref = ref_logp_BC[rows].to(device) if ref_logp_BC is not None else None
+            if ref is not None:  # off the model's tokens the KL term is exactly 0, not inf * 0 (observations)
+                ref = torch.where(m > 0, ref, logp.detach())
             loss_BT, clipped_BT = per_token_loss(logp, old, adv_B[rows], cfg.epsilon, eps_high, cfg.beta, ref)
             loss = AGGREGATIONS[cfg.loss_type](loss_BT, m, norm)
             loss.backward()

@@ -8,7 +8,7 @@ scores.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -34,13 +34,50 @@ class SamplingParams:
         return self.temperature == 0.0
 
 
+# Why an episode ended (rft.envs). "answer": the environment ended it; "length": the model's turn hit
+# max_new_tokens; the others are the rollout's limits and an environment error.
+END_REASONS: tuple[str, ...] = ("answer", "length", "max_turns", "max_tokens", "timeout", "env_error")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One entry of an episode's transcript: a model turn or an observation, with its token count."""
+
+    role: Literal["assistant", "observation"]
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """What an episode (rft.envs) was, beside the ids it trained on: the transcript, how it ended, the
+    loss mask over the ids after the prompt (1 on the model's tokens, 0 on observations), and the
+    episode's own grade (it graded itself, or the environment failed: score 0), else None."""
+
+    transcript: tuple[Message, ...]
+    end: str
+    loss_mask: tuple[int, ...]
+    error: str = ""
+    grade: Any = None  # rft.graders.base.Grade | None
+
+    @property
+    def turns(self) -> int:
+        return sum(m.role == "assistant" for m in self.transcript)
+
+    def tokens_of(self, role: str) -> int:
+        return sum(m.tokens for m in self.transcript if m.role == role)
+
+
 @dataclass(frozen=True)
 class Completion:
-    """One sampled completion. ``token_ids`` include the EOS token when ``finish_reason == "stop"``."""
+    """One sampled completion, or one episode's: ``token_ids`` are every id after the prompt (include
+    the EOS token when ``finish_reason == "stop"``), ``text`` what is graded, ``episode`` the
+    episode's record when it came from rft.envs (None: one model turn, nothing else)."""
 
     token_ids: list[int]
     text: str
     finish_reason: Literal["stop", "length"]
+    episode: EpisodeRecord | None = None
 
 
 class RolloutEngine(Protocol):

@@ -1,0 +1,253 @@
+"""Run episodes: n per prompt, batched across episodes turn by turn, on any rollout engine.
+
+Turn 1 is one ``engine.generate(prompts, n, params, seeds)`` call, exactly as a single-turn rollout
+samples (so the trivial environment gives the same completions and the same rewards as before
+episodes existed). Each later turn is one ``generate`` call over every episode still going, each
+with its own context (prompt + every earlier turn and observation) and its own seed, derived from
+its group's seed, its index in the group and the turn.
+
+Token ids are never re-tokenized: the context of turn k is the exact ids the sampler produced for
+turns 1..k-1 plus the observations' ids (:class:`ObservationFormat`), and the training batch is
+those same ids, so the log-probs the loss scores are those of the sampled context. The loss mask
+is 1 on the model's tokens and 0 on the observations'.
+
+Observation tokens: for a chat prompt, the observation is a ``user`` message rendered by the
+tokenizer's chat template (the end of the model's turn, the message, and the header of the next
+assistant turn); for a plain-text prompt, ``"\\n" + observation + "\\n" + env.cue``. A turn cut at
+``max_new_tokens`` (no EOS) ends its episode (``end = "length"``), as it would end a single turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from rft.data import Example
+from rft.envs.base import Environment, Episode
+from rft.graders.base import Grade, passed_of
+from rft.rollout.base import END_REASONS, Completion, EpisodeRecord, Message, RolloutEngine, SamplingParams
+
+_A, _O = "\x00RFT-A\x00", "\x00RFT-O\x00"  # sentinels located in a rendered chat template
+
+
+class ObservationFormat:
+    """Token ids that put an observation in the context after a model turn, per prompt kind."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, cue: str = "") -> None:
+        self.tokenizer, self.cue = tokenizer, cue
+        self.eos_id = tokenizer.eos_token_id
+        self._chat: tuple[str, str] | None = None
+
+    def _chat_wrap(self) -> tuple[str, str]:
+        """(text before, text after) an observation in a chat: the template's own end of the assistant
+        turn, the user header, and after the message the next assistant header."""
+        if self._chat is None:
+            msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": _A},
+                    {"role": "user", "content": _O}]
+            text = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+            if _A not in text or _O not in text:
+                raise ValueError("the chat template drops message contents; cannot place observations in it")
+            before, after = text[text.index(_A) + len(_A):].split(_O, 1)
+            self._chat = before, after
+        return self._chat
+
+    def ids(self, observation: str, chat: bool, turn_stopped: bool) -> list[int]:
+        """The observation's ids; ``turn_stopped``: the model's turn ended with EOS (already in context)."""
+        if chat:
+            before, after = self._chat_wrap()
+            eos_text = self.tokenizer.eos_token or ""
+            if turn_stopped and eos_text and before.startswith(eos_text):
+                before = before[len(eos_text):]
+            return self.encode(before + observation + after)
+        head = [] if turn_stopped else [self.eos_id]
+        return head + self.encode("\n" + observation + "\n" + self.cue)
+
+    def encode(self, text: str) -> list[int]:
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+
+def turn_seed(group_seed: int, index: int, turn: int) -> int:
+    """The sampling seed of turn ``turn`` (>= 2) of episode ``index`` of a group."""
+    digest = hashlib.blake2b(f"{group_seed}/{index}/{turn}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+@dataclass
+class _Run:
+    """One episode in progress."""
+
+    example: Example
+    prompt: list[int]
+    seed: int
+    episode: Episode | None
+    started: float
+    ids: list[int] = field(default_factory=list)
+    mask: list[int] = field(default_factory=list)
+    transcript: list[Message] = field(default_factory=list)
+    end: str = ""
+    error: str = ""
+    last_finish: str = "stop"
+
+    def add(self, role: str, text: str, ids: list[int]) -> None:
+        self.ids += ids
+        self.mask += [1 if role == "assistant" else 0] * len(ids)
+        self.transcript.append(Message(role, text, len(ids)))  # type: ignore[arg-type]
+
+
+def _guarded(run: _Run, call: Callable[[], Any]) -> Any:
+    """Call into the environment; an exception ends the episode (score 0, the reason kept)."""
+    try:
+        return call()
+    except Exception as e:  # noqa: BLE001 - environment code must not kill training
+        run.end, run.error = "env_error", f"{type(e).__name__}: {e}"[:300]
+        return None
+
+
+@dataclass
+class EpisodeRunner:
+    """Runs the environment's episodes on an engine: what every rollout and validation samples through."""
+
+    env: Environment
+    fmt: ObservationFormat
+    workers: int = 8  # threads that call the environment's steps (its queries, its sandboxed tests)
+
+    @classmethod
+    def of(cls, env: Environment, tokenizer: PreTrainedTokenizerBase) -> "EpisodeRunner":
+        return cls(env, ObservationFormat(tokenizer, getattr(env, "cue", "")))
+
+    def run(self, engine: RolloutEngine, examples: list[Example], prompts: list[list[int]], n: int,
+            params: SamplingParams, seeds: list[int] | None = None,
+            generator: torch.Generator | None = None) -> list[list[Completion]]:
+        """``n`` episodes per example, grouped per example, in order. Each returned :class:`Completion`
+        holds every id after the prompt (``token_ids``), the text to grade (``text``: the episode's
+        answer) and its :class:`EpisodeRecord` (``episode``), whose ``grade`` is set when the episode
+        graded itself or failed."""
+        env, limits, now = self.env, self.env.limits, time.monotonic()
+        runs = [_Run(e, p, seeds[i] if seeds else 0, None, now) for i, (e, p) in enumerate(zip(examples, prompts))
+                for _ in range(n)]
+        for r in runs:
+            r.episode = _guarded(r, lambda r=r: env.reset(r.example))
+        first = engine.generate(prompts, n, params, generator, seeds=seeds)
+        outputs = [c for group in first for c in group]
+        active = list(range(len(runs)))
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as threads:
+            for turn in range(1, limits.max_turns + 1):
+                observations = list(threads.map(lambda i, c: _step(runs[i], c), active, outputs))
+                going = [i for i, obs in zip(active, observations) if obs is not None
+                         and _admit(runs[i], obs, turn, self.fmt, limits, params.max_new_tokens)]
+                if not going:
+                    break
+                contexts = [runs[i].prompt + runs[i].ids for i in going]
+                turn_seeds = [turn_seed(runs[i].seed, i % n, turn + 1) for i in going] if seeds else None
+                outputs = [g[0] for g in engine.generate(contexts, 1, params, generator, seeds=turn_seeds)]
+                active = going
+        return [[_completion(r) for r in runs[i * n:(i + 1) * n]] for i in range(len(examples))]
+
+    def retry_prompt(self, example: Example, prompt: list[int], target: str, rng: Any) -> list[int] | None:
+        """A procedural retry transcript's context for an SFT warm start: ``prompt``, a wrong first turn
+        and the observation it gets (from an environment with ``mistake(example, target, rng)``, e.g.
+        sql_retry), laid out exactly as an episode lays them out; ``target`` is then the second turn.
+        None when the environment makes no such transcript for this example."""
+        make = getattr(self.env, "mistake", None)
+        found = make(example, target, rng) if make is not None else None
+        if found is None:
+            return None
+        bad, observation = found
+        turn = self.fmt.encode(bad) + [self.fmt.eos_id]
+        return prompt + turn + self.fmt.ids(observation, isinstance(example.prompt, list), True)
+
+    def sample_fields(self, c: Completion) -> dict[str, Any]:
+        """A sample row's transcript fields in a multi-turn run: every model turn and observation as the
+        model saw it, the turn count and why the episode ended (nothing in a single-turn run)."""
+        rec = c.episode
+        if rec is None or self.env.limits.max_turns == 1:
+            return {}
+        return {"transcript": [{"role": m.role, "text": m.text} for m in rec.transcript], "turns": rec.turns,
+                "end": rec.end}
+
+    def metrics(self, done: list[Completion], grades: list[Grade]) -> dict[str, float]:
+        """``episode/*`` metrics of multi-turn episodes (none for a single-turn environment): mean turns,
+        success by turn k (the share of episodes that passed within k turns), tokens by role, the
+        length of one model turn (what the length monitor watches), and the share of episodes ended
+        by each reason (``end/max_turns``, ``end/length``, ...)."""
+        K = self.env.limits.max_turns
+        recs = [c.episode for c in done if c.episode is not None]
+        if K == 1 or not recs or len(recs) != len(grades):
+            return {}
+        n = len(recs)
+        out = {"episode/turns_mean": sum(r.turns for r in recs) / n,
+               "episode/model_tokens_mean": sum(r.tokens_of("assistant") for r in recs) / n,
+               "episode/turn_len_mean": sum(r.tokens_of("assistant") / max(r.turns, 1) for r in recs) / n,
+               "episode/observation_tokens_mean": sum(r.tokens_of("observation") for r in recs) / n}
+        for k in range(1, K + 1):
+            out[f"episode/success_by_turn_{k}"] = sum(passed_of(g) and r.turns <= k for r, g in zip(recs, grades)) / n
+        out.update({f"episode/end/{why}": sum(r.end == why for r in recs) / n for why in END_REASONS})
+        return out
+
+
+def _step(run: _Run, turn: Completion) -> str | None:
+    """Record the model's turn and ask the environment; the observation, or None when it ended."""
+    run.add("assistant", turn.text, list(turn.token_ids))
+    run.last_finish = turn.finish_reason
+    if run.episode is None:  # reset failed
+        return None
+    obs = _guarded(run, lambda: run.episode.step(turn.text))  # type: ignore[union-attr]
+    if obs is None:
+        run.end = run.end or "answer"
+        return None
+    if turn.finish_reason == "length":
+        run.end = "length"
+        return None
+    return str(obs)
+
+
+def _admit(run: _Run, obs: str, turn: int, fmt: ObservationFormat, limits: Any, max_new: int) -> bool:
+    """Put the observation in the context when the limits allow another turn; else end the episode."""
+    if turn >= limits.max_turns:
+        run.end = "max_turns"
+        return False
+    if limits.timeout_s is not None and time.monotonic() - run.started > limits.timeout_s:
+        run.end = "timeout"
+        return False
+    ids = fmt.ids(obs, isinstance(run.example.prompt, list), run.last_finish == "stop")
+    if len(ids) > limits.max_observation_tokens:  # the transcript shows what the model saw
+        ids = ids[: limits.max_observation_tokens]
+        obs = fmt.tokenizer.decode(ids, skip_special_tokens=True).strip() + " [cut]"
+    if limits.max_tokens is not None and len(run.ids) + len(ids) + max_new > limits.max_tokens:
+        run.end = "max_tokens"
+        return False
+    run.add("observation", obs, ids)
+    return True
+
+
+def _completion(run: _Run) -> Completion:
+    grade: Grade | None = None
+    answer = run.transcript[-1].text if run.transcript else ""
+    if run.episode is not None and run.end != "env_error":
+        answer = _guarded(run, run.episode.answer) or ""
+        grade = _guarded(run, run.episode.grade)
+    if run.end == "env_error":
+        grade = Grade(0.0, False, f"environment error: {run.error}", {"env_error": run.error})
+    record = EpisodeRecord(tuple(run.transcript), run.end or "answer", tuple(run.mask), run.error, grade)
+    return Completion(run.ids, answer, run.last_finish, record)  # type: ignore[arg-type]
+
+
+def model_ids(c: Completion) -> list[int]:
+    """The ids the model wrote (an episode's observations left out): what lengths and repetition count."""
+    if c.episode is None:
+        return c.token_ids
+    return [t for t, m in zip(c.token_ids, c.episode.loss_mask) if m]
+
+
+def with_own_grades(completions: list[Completion], grades: list[Grade]) -> list[Grade]:
+    """The pool's grades, replaced by the episode's own where it has one (a self-grading episode, an
+    environment error)."""
+    return [c.episode.grade if c.episode is not None and c.episode.grade is not None else g
+            for c, g in zip(completions, grades)]
+
