@@ -6,18 +6,25 @@ prompt tokens are context, never targets. Training stops at ``sft.steps`` or as 
 held-out accuracy (the grader's pass@1) reaches ``sft.target_accuracy``. The result is a model
 directory (``save_pretrained``) that ``rft train`` loads through ``model.path``; it is written to a
 temporary directory and renamed into place, so a crash never leaves a half-written model.
+
+With a multi-turn environment that makes procedural retry transcripts (``sql_retry``), a share
+``sft.retry_share`` of the rows is shown as one: the prompt, a wrong first turn (the target with a
+slip), the environment's observation of it, and the target as the second turn -- laid out token for
+token as an episode lays them out (:meth:`rft.envs.episodes.EpisodeRunner.retry_prompt`), the wrong
+turn and the observation as context only. Validation then runs the environment's episodes.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from rft.config import Config
+from rft.config import Config, ConfigError
 from rft.console import Console
 from rft.data import DataError, Example, PromptCursor
 from rft.evaluate import evaluate
@@ -66,6 +73,12 @@ def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None)
     eos = s.tokenizer.eos_token_id
     targets = {e.id: list(s.tokenizer(target_text(e, c.target_field), add_special_tokens=False)["input_ids"]) + [eos]
                for e in s.train}
+    rng = random.Random(cfg.seed + 2)
+    retry = {e.id: ids for e in s.train if c.retry_share > 0
+             and (ids := s.episodes.retry_prompt(e, s.prompt_ids[e.id], target_text(e, c.target_field), rng))}
+    if c.retry_share > 0 and not retry:
+        raise ConfigError(f"sft.retry_share: environment {cfg.environment.type!r} makes no retry transcripts for "
+                          "these examples; set sft.retry_share to 0")
     run = RunDir(sft_run_dir(cfg))
     run.sinks = run_sinks(cfg, run.path, console.json_lines)
     run.create(cfg.to_yaml(), overwrite=overwrite)
@@ -78,7 +91,7 @@ def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None)
 
     def check(step: int) -> dict[str, float]:
         res = evaluate(sampler, tok, pool, s.eval_examples, cfg.sampling.max_new_tokens, cfg.eval.batch_size,
-                       cfg.eval.track_fields)
+                       cfg.eval.track_fields, s.episodes)
         pool.pop_stats()
         metrics = {f"val/{k}": v for k, v in res.metrics.items()}
         run.log_metrics({"type": "val", "step": step, **metrics})
@@ -90,8 +103,9 @@ def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None)
     with console.progress(c.steps, "sft") as bar:
         for step in range(1, c.steps + 1):
             examples = [s.train[i] for i in cursor.take(c.batch_size)]
-            batch = build_token_batch([s.prompt_ids[e.id] for e in examples], [targets[e.id] for e in examples],
-                                      sampler.pad_id)
+            prompts = [retry[e.id] if e.id in retry and rng.random() < c.retry_share else s.prompt_ids[e.id]
+                       for e in examples]
+            batch = build_token_batch(prompts, [targets[e.id] for e in examples], sampler.pad_id)
             model.train()
             logp_BC, _ = completion_logprobs(model, batch)
             mask = batch.completion_mask_BC.to(logp_BC.device)

@@ -219,6 +219,16 @@ class SqlGrader:
                 self._gold[key] = f"gold query failed ({e}); row skipped"
         return self._gold[key]
 
+    def query(self, example: Example, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of one candidate query on the example's database, under this grader's guards and bounds
+        (what the ``sql_retry`` environment shows the model); ``QueryError`` when it fails, ValueError
+        when the example names no usable database."""
+        path = self._db_path(example)
+        if isinstance(path, str):
+            raise ValueError(path)
+        with self._lock:
+            return self._run(path, sql)
+
     def __call__(self, completion: str, example: Example) -> Grade:
         path, gold_sql = self._db_path(example), example.get(self.gold_field)
         if isinstance(path, str):

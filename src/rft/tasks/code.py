@@ -7,6 +7,8 @@ of the shown pairs cannot score full marks. Fields:
 
 - ``entry_point``: always ``"f"``;
 - ``tests``: ``[{"args": [input], "expected": output}, ...]`` (shown first, then hidden);
+- ``visible_tests``: how many of ``tests`` the prompt shows (``SHOWN``): the ``code_retry``
+  environment runs only those between turns;
 - ``solution``: the reference one-line function (for an SFT warm start, or to check the task);
 - ``family``: the template's name, for per-family metrics.
 
@@ -124,6 +126,7 @@ def make_code_examples(n: int, seed: int) -> list[Example]:
                 fields={
                     "entry_point": "f",
                     "tests": [{"args": [x], "expected": y} for x, y in pairs],
+                    "visible_tests": SHOWN,
                     "solution": solution,
                     "family": family.name,
                 },

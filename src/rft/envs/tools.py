@@ -1,0 +1,175 @@
+"""Tool calls, and TRL's ``environment_factory`` classes run as they are.
+
+A TRL environment is a class: ``reset(**row)`` starts an episode from a dataset row, every public
+method other than ``reset`` (and ``get_reward``) is a tool the model may call, and an optional
+``get_reward()`` scores the episode. :class:`TrlEnvironment` makes one instance per episode (as
+TRL does per rollout), so state never leaks between episodes.
+
+The model calls tools in one of two formats (``environment.tool_format``):
+
+- ``json`` (chat models; the ChatML/Hermes convention Qwen and SmolLM use):
+  ``<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>``;
+- ``text`` (plain-text models such as the tiny one): a line ``CALL add(a=1, b=2)`` (values are Python
+  literals);
+- ``auto``: ``json`` for a chat prompt, ``text`` for a plain one.
+
+Every call of the turn runs, in order; the observation holds each result (``<tool_response>`` blocks
+in json, ``name -> result`` lines in text). A malformed call (bad JSON, an unknown tool, wrong
+arguments) or a tool that raises gets an error observation and the episode goes on: the model may
+fix its call. A turn without a call ends the episode: it is the answer, graded by the run's grader,
+unless the environment has ``get_reward()``, whose value is the episode's score.
+
+Not covered: the string ``reset`` may return (TRL appends it to the prompt; here the prompt is the
+row's own: put that text in the data), async tools, tool schemas in the prompt (write them into the
+system message of the data).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import inspect
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from rft.data import Example
+from rft.envs.base import EpisodeLimits
+from rft.graders.base import Grade
+
+_JSON_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+_TEXT_CALL = re.compile(r"^\s*CALL\s+([A-Za-z_]\w*)\((.*)\)\s*$", re.MULTILINE)
+_RESERVED = {"reset", "get_reward"}
+
+
+class ToolCallError(ValueError):
+    """A call the model wrote that cannot run; its message is the observation."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+def parse_calls(turn: str, fmt: str) -> list[ToolCall | ToolCallError]:
+    """The tool calls of a model turn, in order; a malformed one is a ToolCallError in its place."""
+    out: list[ToolCall | ToolCallError] = []
+    if fmt == "json":
+        for body in _JSON_CALL.findall(turn):
+            try:
+                obj = json.loads(body)
+            except json.JSONDecodeError as e:
+                out.append(ToolCallError(f"tool call is not valid JSON ({e.msg} at column {e.colno})"))
+                continue
+            args = obj.get("arguments", {}) if isinstance(obj, dict) else None
+            if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not isinstance(args, dict):
+                out.append(ToolCallError('a tool call is {"name": "<tool>", "arguments": {...}}'))
+                continue
+            out.append(ToolCall(obj["name"], args))
+        return out
+    for name, body in _TEXT_CALL.findall(turn):
+        try:
+            call = ast.parse(f"f({body})", mode="eval").body
+            if not isinstance(call, ast.Call) or call.args:
+                raise ToolCallError("write arguments by name: CALL tool(a=1, b='x')")
+            out.append(ToolCall(name, {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}))
+        except ToolCallError as e:
+            out.append(e)
+        except (SyntaxError, ValueError) as e:
+            out.append(ToolCallError(f"cannot read the arguments of {name} ({type(e).__name__}); "
+                                     "use literals: CALL tool(a=1, b='x')"))
+    return out
+
+
+def public_tools(instance: Any) -> dict[str, Callable[..., Any]]:
+    """The environment's tools: its public methods other than reset and get_reward."""
+    return {name: getattr(instance, name) for name, member in inspect.getmembers(type(instance), inspect.isfunction)
+            if not name.startswith("_") and name not in _RESERVED}
+
+
+def load_factory(ref: str) -> type:
+    """The class named by 'package.module:Class' or 'path/to/file.py:Class'."""
+    where, sep, name = ref.rpartition(":")
+    if not sep or not where or not name:
+        raise ValueError(f"environment.factory {ref!r}: write 'package.module:Class' or 'path/to/file.py:Class'")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise ValueError(f"environment.factory {ref!r}: no such file {path}")
+        spec = importlib.util.spec_from_file_location(f"rft_env_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    else:
+        module = importlib.import_module(where)
+    cls = getattr(module, name, None)
+    if not callable(cls):
+        raise ValueError(f"environment.factory {ref!r}: {where} has no class {name!r}")
+    return cls
+
+
+@dataclass
+class TrlEpisode:
+    instance: Any
+    fmt: str
+    tools: dict[str, Callable[..., Any]]
+    turns: list[str] = field(default_factory=list)
+    calls: int = 0
+
+    def step(self, turn: str) -> str | None:
+        self.turns.append(turn)
+        calls = parse_calls(turn, self.fmt)
+        if not calls:
+            return None
+        return "\n".join(self._result(c) for c in calls)
+
+    def _result(self, call: ToolCall | ToolCallError) -> str:
+        if isinstance(call, ToolCall):
+            self.calls += 1
+            try:
+                if call.name not in self.tools:
+                    raise ToolCallError(f"unknown tool {call.name!r}; the tools are {sorted(self.tools)}")
+                inspect.signature(self.tools[call.name]).bind(**call.arguments)
+            except (ToolCallError, TypeError) as e:
+                return self._wrap(call.name, f"Error: {e}")
+            try:
+                return self._wrap(call.name, str(self.tools[call.name](**call.arguments)))
+            except Exception as e:  # noqa: BLE001 - a failing tool is the model's observation, as in TRL
+                return self._wrap(call.name, f"Error: {call.name} raised {type(e).__name__}: {e}")
+        return self._wrap("", f"Error: {call}")
+
+    def _wrap(self, name: str, text: str) -> str:
+        if self.fmt == "json":
+            return f"<tool_response>\n{text}\n</tool_response>"
+        return f"{name} -> {text}" if name else text
+
+    def answer(self) -> str:
+        return self.turns[-1] if self.turns else ""
+
+    def grade(self) -> Grade | None:
+        get_reward = getattr(self.instance, "get_reward", None)
+        if get_reward is None:
+            return None
+        score = float(get_reward())
+        return Grade(score, None, f"environment reward {score:g} after {self.calls} tool calls", {"tool_calls": self.calls})
+
+
+@dataclass
+class TrlEnvironment:
+    factory: Callable[[], Any]
+    limits: EpisodeLimits
+    tool_format: str = "auto"
+    cue: str = ""
+
+    @classmethod
+    def load(cls, ref: str, limits: EpisodeLimits, tool_format: str = "auto") -> "TrlEnvironment":
+        return cls(load_factory(ref), limits, tool_format)
+
+    def reset(self, example: Example) -> TrlEpisode:
+        instance = self.factory()
+        instance.reset(prompt=example.prompt, **example.fields)  # the row, as TRL passes it
+        fmt = self.tool_format if self.tool_format != "auto" else ("json" if isinstance(example.prompt, list) else "text")
+        return TrlEpisode(instance, fmt, public_tools(instance))
