@@ -114,6 +114,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from rft.audit import audit_command
 
+    if args.config is None and (args.grader is None or args.data is None):
+        raise SystemExit("rft audit: give --grader SPEC and --data FILE, or --config CONFIG (its data, grader and "
+                         "environment)")
+    if args.config is not None:
+        from rft.audit_episodes import audit_config_command
+
+        return audit_config_command(args.config, args.overrides, args.threshold, args.limit, args.workers, args.out,
+                                    args.quiet)
     return audit_command(args.grader, args.data, args.threshold, args.limit, args.workers, args.out, args.quiet)
 
 
@@ -277,9 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("audit", help="red-team a grader with adversarial completions; exit 1 if one scores")
-    p.add_argument("--grader", required=True, help="spec file (JSON/YAML) or inline JSON")
-    p.add_argument("--data", required=True, help="examples JSONL (with the fields the grader reads)")
+    p = sub.add_parser("audit", help="red-team a grader (and a multi-turn environment) with adversarial "
+                                     "completions and episodes; exit 1 if one scores")
+    p.add_argument("--grader", help="spec file (JSON/YAML) or inline JSON")
+    p.add_argument("--data", help="examples JSONL (with the fields the grader reads)")
+    p.add_argument("--config", help="instead of --grader/--data: a run config; its training examples, its grader "
+                                    "and, when multi-turn, its environment are audited")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (with --config)")
     p.add_argument("--threshold", type=float, default=0.5, help="an attack scoring above this is a hole (0.5)")
     p.add_argument("--limit", type=int, help="audit only the first N examples")
     p.add_argument("--workers", type=int, default=-1, help="grader worker processes (-1: one per core, 0: in-process)")

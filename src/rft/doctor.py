@@ -197,12 +197,13 @@ def check_baseline(s: Session, pool: Any, n: int, k: int) -> tuple[Check, Check,
     examples = s.val[:n]
     sampler = TorchSampler(s.model, s.tokenizer)
     t0 = time.perf_counter()
-    greedy = evaluate(sampler, s.tokenizer, pool, examples, cfg.sampling.max_new_tokens, cfg.eval.batch_size)
+    greedy = evaluate(sampler, s.tokenizer, pool, examples, cfg.sampling.max_new_tokens, cfg.eval.batch_size,
+                      episodes=s.episodes)  # a multi-turn config's baseline: its episodes
     greedy_s = time.perf_counter() - t0
     grader = check_grader(s, pool, greedy.rows, examples)
     params = SamplingParams.of(cfg.sampling)
     sampled = sampled_pass_at_k(sampler, s.tokenizer, pool, examples, k, params,
-                                torch.Generator().manual_seed(cfg.seed + 11))
+                                torch.Generator().manual_seed(cfg.seed + 11), episodes=s.episodes)
     pool.pop_stats()
     verdict, advice = baseline_verdict(sampled, k)
     values = {"n": len(examples), "k": k, "pass@1_greedy": greedy.metrics["pass@1"], **sampled}
