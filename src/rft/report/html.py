@@ -33,6 +33,7 @@ img.plot { width: 600px; max-width: 100%; height: auto; display: block; }
 table { border-collapse: collapse; margin: 8px 0; font-size: 13px; }
 td, th { border: 1px solid #ddd; padding: 4px 8px; vertical-align: top; text-align: left; }
 pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; margin: 0; white-space: pre-wrap; }
+pre.obs { background: #eef4fb; border-left: 3px solid #7aa7d6; margin: 2px 0; } pre.turn { margin: 2px 0; }
 .alert { color: #b00; } .muted { color: #777; } .ok { color: #070; } .bad { color: #b00; }
 """
 
@@ -81,7 +82,16 @@ def _doctor(run_dir: Path) -> str:
 
 
 def _completion_cell(row: dict[str, Any]) -> str:
-    return (f'<pre>{_e(row.get("completion", ""))}</pre><div>score <b>{_e(row.get("score"))}</b>, '
+    """The completion, or a multi-turn episode's whole transcript (observations marked), then its grade."""
+    transcript = row.get("transcript")
+    if isinstance(transcript, list) and transcript:
+        turns = "".join(f'<pre class="{"obs" if m.get("role") == "observation" else "turn"}">'
+                        f'{"observation: " if m.get("role") == "observation" else ""}{_e(m.get("text", ""))}</pre>'
+                        for m in transcript if isinstance(m, dict))
+        text = f'{turns}<span class="muted">{_e(row.get("turns"))} turns, ended: {_e(row.get("end"))}</span>'
+    else:
+        text = f'<pre>{_e(row.get("completion", ""))}</pre>'
+    return (f'{text}<div>score <b>{_e(row.get("score"))}</b>, '
             f'advantage {float(row.get("advantage") or 0.0):+.3f}<br><span class="muted">{_e(row.get("reason", ""))}'
             "</span></div>")
 

@@ -10,7 +10,8 @@ two never overlap). The rules, thresholds from ``MonitorsConfig``:
 - ``divergence``: at a validation, train ``reward_mean`` recent - start >= ``divergence_reward_rise``
   while held-out ``val/pass@1`` gained less than ``divergence_min_val_gain`` since the first
   validation (the grader pays for something the held-out accuracy does not see);
-- ``length``: recent ``completion_len_mean`` >= ``length_ratio`` x start;
+- ``length``: recent ``completion_len_mean`` >= ``length_ratio`` x start; in a multi-turn run the
+  length of one model turn, ``episode/turn_len_mean`` (more turns are not longer answers);
 - ``truncation``: recent ``truncated_frac`` - start >= ``truncation_rise``;
 - ``repetition``: recent ``repetition`` (repeated n-gram share, :func:`repetition_rate`) - start
   >= ``repetition_rise``;
@@ -161,10 +162,13 @@ class Monitors:
 
     def _trend_rules(self, conditions: dict[str, Any]) -> None:
         c = self.cfg
-        L0, L = self._start("completion_len_mean"), self._recent("completion_len_mean")
+        per_turn = "episode/turn_len_mean" in self.train[-1]
+        key = "episode/turn_len_mean" if per_turn else "completion_len_mean"
+        L0, L = self._start(key), self._recent(key)
+        what = "model turn" if per_turn else "completion"
         conditions["length"] = (
             L0 > 0 and L >= c.length_ratio * L0,
-            f"mean completion length grew {L / L0 if L0 > 0 else float('inf'):.1f}x ({L0:.1f} -> {L:.1f} tokens): "
+            f"mean {what} length grew {L / L0 if L0 > 0 else float('inf'):.1f}x ({L0:.1f} -> {L:.1f} tokens): "
             "length may be what pays (check the grader for a length loophole, add an `overlong` penalty)",
             {"completion_len_start": L0, "completion_len_recent": L},
         )
