@@ -356,3 +356,37 @@ def test_sql_multiturn_config_trains_end_to_end(tmp_path):
 
     html = Path(write_report([result.run_dir], None)).read_text()
     assert 'class="obs"' in html and "Episodes: turns" in html
+
+
+@dataclass
+class Sleepy:
+    """An environment whose step hangs (a tool that never returns, in effect)."""
+
+    limits: EpisodeLimits
+    cue: str = ""
+
+    def reset(self, example):
+        return SleepyEpisode()
+
+
+class SleepyEpisode:
+    def step(self, turn):
+        import time
+
+        time.sleep(5)
+        return "late"
+
+    def answer(self):
+        return "a"
+
+    def grade(self):
+        return None
+
+
+def test_a_hanging_environment_step_ends_its_episode_at_the_timeout(tok):
+    import time
+
+    t0 = time.monotonic()
+    _, _, out = _run(tok, Sleepy(EpisodeLimits(max_turns=3, max_tokens=500, timeout_s=0.5)), ["ab", "cd"])
+    assert time.monotonic() - t0 < 3.0  # not waited for
+    assert all(c.episode.end == "timeout" and c.episode.turns == 1 for g in out for c in g)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -136,9 +137,10 @@ class EpisodeRunner:
         first = engine.generate(prompts, n, params, generator, seeds=seeds)
         outputs = [c for group in first for c in group]
         active = list(range(len(runs)))
-        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as threads:
+        threads = ThreadPoolExecutor(max_workers=max(1, self.workers))
+        try:
             for turn in range(1, limits.max_turns + 1):
-                observations = list(threads.map(lambda i, c: _step(runs[i], c), active, outputs))
+                observations = _steps(threads, [runs[i] for i in active], outputs, limits.timeout_s)
                 going = [i for i, obs in zip(active, observations) if obs is not None
                          and _admit(runs[i], obs, turn, self.fmt, limits, params.max_new_tokens)]
                 if not going:
@@ -147,6 +149,8 @@ class EpisodeRunner:
                 turn_seeds = [turn_seed(runs[i].seed, i % n, turn + 1) for i in going] if seeds else None
                 outputs = [g[0] for g in engine.generate(contexts, 1, params, generator, seeds=turn_seeds)]
                 active = going
+        finally:  # a step still running past its episode's time is abandoned, not waited for
+            threads.shutdown(wait=False, cancel_futures=True)
         return [[_completion(r) for r in runs[i * n:(i + 1) * n]] for i in range(len(examples))]
 
     def retry_prompt(self, example: Example, prompt: list[int], target: str, rng: Any) -> list[int] | None:
@@ -191,15 +195,37 @@ class EpisodeRunner:
         return out
 
 
-def _step(run: _Run, turn: Completion) -> str | None:
-    """Record the model's turn and ask the environment; the observation, or None when it ended."""
-    run.add("assistant", turn.text, list(turn.token_ids))
-    run.last_finish = turn.finish_reason
-    if run.episode is None:  # reset failed
+def _steps(threads: ThreadPoolExecutor, runs: list[_Run], turns: list[Completion],
+           timeout_s: float | None) -> list[str | None]:
+    """Record each model turn and ask each episode's environment, in parallel threads; the
+    observations, None where an episode ended. A step that outlives its episode's ``timeout_s``
+    ends it (``end: timeout``); its thread is abandoned and its late answer ignored."""
+    futures = []
+    for run, turn in zip(runs, turns):
+        run.add("assistant", turn.text, list(turn.token_ids))
+        run.last_finish = turn.finish_reason
+        episode = run.episode
+        futures.append(None if episode is None else threads.submit(episode.step, turn.text))
+    out: list[str | None] = []
+    for run, turn, future in zip(runs, turns, futures):
+        out.append(_observation(run, turn, future, timeout_s))
+    return out
+
+
+def _observation(run: _Run, turn: Completion, future: Any, timeout_s: float | None) -> str | None:
+    if future is None:  # reset failed: the episode is already over
         return None
-    obs = _guarded(run, lambda: run.episode.step(turn.text))  # type: ignore[union-attr]
+    left = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - run.started))
+    try:
+        obs = future.result(timeout=left)
+    except FutureTimeout:
+        run.end = "timeout"
+        return None
+    except Exception as e:  # noqa: BLE001 - environment code must not kill training
+        run.end, run.error = "env_error", f"{type(e).__name__}: {e}"[:300]
+        return None
     if obs is None:
-        run.end = run.end or "answer"
+        run.end = "answer"
         return None
     if turn.finish_reason == "length":
         run.end = "length"
