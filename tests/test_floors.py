@@ -141,6 +141,13 @@ def test_nothing_in_the_library_imports_the_training_loop():
     assert importers == []
 
 
+def test_the_training_loop_reads_in_120_lines():
+    """train() -- the GRPO loop, phase by phase -- stays short enough to read in one sitting (issue 14)."""
+    path = Path(rft.__file__).parent / "grpo" / "train.py"
+    fn = next(n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name == "train")
+    assert fn.end_lineno - fn.lineno + 1 <= 120
+
+
 def test_no_module_over_450_lines():
     assert {m: n for m, p in ((module_name(p, SRC), p) for p in SRC.rglob("*.py"))
             if (n := len(p.read_text().splitlines())) > 450} == {}

@@ -145,11 +145,10 @@ def out_of_time(deadline: float | None, step_s: float, val_s: float) -> bool:
 
 def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = False,
           console: Console | None = None, time_limit_s: float | None = None, after_vals: float = 0.0) -> TrainResult:
-    """GRPO as in DeepSeekMath (Shao et al. 2024): G samples per prompt, graded; every token of a
-    completion gets A = r - mean(its group's r) (/ std, ``scale_rewards``); loss = PPO-clipped
-    surrogate + beta * k3 KL to the frozen reference, aggregated as ``loss_type`` says (DAPO's
-    token-level ``dapo``, Dr. GRPO's ``dr_grpo``, ...). No critic, no reward model. DAPO's clip-higher
-    (``epsilon_high``) and dynamic sampling are switches of the same loop.
+    """GRPO as in DeepSeekMath (Shao et al. 2024): G samples (episodes, rft.envs) per prompt, graded;
+    every token the model wrote gets A = r - mean(its group's r) (/ std, ``scale_rewards``); loss =
+    PPO-clipped surrogate + beta * k3 KL to the frozen reference, aggregated as ``loss_type`` says.
+    No critic, no reward model. DAPO's clip-higher and dynamic sampling are switches of the same loop.
 
     ``time_limit_s`` ends the run (validated, checkpointed) after the first step past which another
     step and the final validation, timed as the last ones, would not fit (plus ``after_vals`` more
