@@ -37,14 +37,15 @@ def validate3(cfg, model_dir: Path) -> tuple[dict[str, float], list[dict]]:
     return res.metrics, res.rows
 
 
-def one_seed(seed: int, work: Path, steps: int) -> dict:
+def one_seed(seed: int, work: Path, steps: int, sft_steps: int) -> dict:
     from rft.config import load_config
     from rft.console import Console
     from rft.grpo.train import train
     from rft.sft import sft
 
     quiet = Console(quiet=True)
-    base = [f"seed={seed}", f"output_dir={work}", "report_to=[]"]
+    base = [f"seed={seed}", f"output_dir={work}", "report_to=[]", f"sft.steps={sft_steps}",
+            f"sft.eval_every={sft_steps}"]
     t0 = time.perf_counter()
     warm = sft(load_config(CONFIG, base), console=quiet)
     out: dict = {"seed": seed, "sft_s": time.perf_counter() - t0}
@@ -71,11 +72,12 @@ def one_seed(seed: int, work: Path, steps: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--steps", type=int, default=25, help="GRPO steps of each run")
+    p.add_argument("--sft-steps", type=int, default=300)
     p.add_argument("--work", default="/tmp/rft-multiturn-sql")
     p.add_argument("--json-out")
     args = p.parse_args()
-    results = [one_seed(s, Path(args.work) / f"seed{s}", args.steps) for s in args.seeds]
+    results = [one_seed(s, Path(args.work) / f"seed{s}", args.steps, args.sft_steps) for s in args.seeds]
     print("| seed | model | held-out success, turn 1 | within 3 turns | turns (mean) | GRPO wall |")
     print("|---|---|---|---|---|---|")
     for r in results:

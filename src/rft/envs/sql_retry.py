@@ -28,19 +28,31 @@ from rft.graders.sql import QueryError, SqlGrader, extract_sql
 
 
 _IDENT = re.compile(r"\b[a-z_]{3,}\b")  # lower-case identifiers (columns, tables); keywords are upper-case
+_KEYWORD = re.compile(r"\b(?:SELECT|FROM|WHERE|COUNT|ORDER|LIMIT|AND|JOIN|SUM|AVG|MAX|MIN)\b")
 
 
-def misspell(sql: str, rng: random.Random) -> str | None:
-    """``sql`` with one lower-case identifier misspelled (a letter dropped, doubled or swapped), or
-    None when it has none: the kind of slip whose SQLite error names the fix."""
-    names = [m for m in _IDENT.finditer(sql) if not _inside_string(sql, m.start())]
-    if not names:
-        return None
-    m = rng.choice(names)
-    word, i = m.group(0), rng.randrange(1, len(m.group(0)))
+def _misspell(word: str, rng: random.Random) -> str:
+    i = rng.randrange(1, len(word))
     edits = [word[:i] + word[i + 1:], word[:i] + word[i] + word[i:], word[:i - 1] + word[i] + word[i - 1] + word[i + 1:]]
-    wrong = rng.choice([w for w in edits if w != word] or [word + "s"])
-    return sql[: m.start()] + wrong + sql[m.end():]
+    return rng.choice([w for w in edits if w != word] or [word + "s"])
+
+
+def slip(sql: str, rng: random.Random) -> str | None:
+    """``sql`` with one slip of the kinds a model makes -- a misspelled column or table, a misspelled
+    keyword, a dropped closing parenthesis or quote -- or None when it offers none. Which kind is
+    drawn at random among those the query allows."""
+    names = [m for m in _IDENT.finditer(sql) if not _inside_string(sql, m.start())]
+    keywords = [m for m in _KEYWORD.finditer(sql) if not _inside_string(sql, m.start())]
+    closers = [i for i, ch in enumerate(sql) if ch == ")" or (ch == "'" and _inside_string(sql, i))]
+    kinds = [k for k, ok in (("name", names), ("keyword", keywords), ("closer", closers)) if ok]
+    if not kinds:
+        return None
+    kind = rng.choice(kinds)
+    if kind == "closer":
+        i = rng.choice(closers)
+        return sql[:i] + sql[i + 1:]
+    m = rng.choice(names if kind == "name" else keywords)
+    return sql[: m.start()] + _misspell(m.group(0), rng) + sql[m.end():]
 
 
 def _inside_string(sql: str, pos: int) -> bool:
@@ -95,10 +107,10 @@ class SqlRetry:
 
     def mistake(self, example: Example, target: str, rng: random.Random) -> tuple[str, str] | None:
         """(a wrong first turn, the observation it gets) for a procedural retry transcript whose second
-        turn is ``target`` (an SFT warm start): ``target`` with an identifier misspelled, when SQLite
+        turn is ``target`` (an SFT warm start): ``target`` with one slip (:func:`slip`), when SQLite
         refuses it. None when no such slip fails (the example gets no transcript)."""
         for _ in range(8):
-            bad = misspell(target, rng)
+            bad = slip(target, rng)
             if bad is None:
                 return None
             observation = SqlRetryEpisode(self, example).step(bad)
