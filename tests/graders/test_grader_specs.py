@@ -141,3 +141,11 @@ def test_checks_that_need_io_wait_until_the_grader_is_built(tmp_path):
     with pytest.raises(SpecError, match="field 'file'.*no such file"):
         build(spec)
 
+
+def test_importing_the_config_loads_no_grader_or_model_dependency():
+    import subprocess
+    import sys
+
+    heavy = ["sympy", "math_verify", "torch", "re2", "jsonschema", "rapidfuzz", "rft.graders"]
+    code = f"import sys, rft.config; print([m for m in {heavy!r} if m in sys.modules])"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
