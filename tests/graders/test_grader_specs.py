@@ -7,6 +7,7 @@ from typing import get_args
 
 import pytest
 
+from rft.data import Example
 from rft.grader_specs import SPECS, CodeSpec, TextSimilaritySpec, parse_spec
 from rft.graders import SpecError, build
 from rft.graders.registry import BUILDERS
@@ -140,6 +141,22 @@ def test_checks_that_need_io_wait_until_the_grader_is_built(tmp_path):
     assert parse_spec(spec).file == spec["file"]
     with pytest.raises(SpecError, match="field 'file'.*no such file"):
         build(spec)
+
+
+def test_check_specs_builds_each_distinct_spec_once_and_names_the_bad_row(monkeypatch):
+    import rft.graders.registry as registry
+
+    bad = {"type": "regex", "flags": ["X"], "pattern": "a"}
+    rows = [Example("a", "p", {}, {"type": "format"}, where="d.jsonl:1"), Example("b", "p", {}, bad, where="d.jsonl:2"),
+            Example("c", "p", {}, {"type": "format"}, where="d.jsonl:3")]
+    built = []
+    monkeypatch.setattr(registry, "build_spec", lambda spec: built.append(spec.type))
+    registry.check_specs({"type": "math"}, rows[:1] + rows[2:])
+    assert built == ["math", "format"]
+    with pytest.raises(SpecError, match=r"^d\.jsonl:2: field 'grader': regex grader: field 'flags\.0' = 'X'"):
+        registry.check_specs(None, rows)
+    with pytest.raises(SpecError, match=r"^--grader: unknown grader type 'nope'"):
+        registry.check_specs({"type": "nope"}, rows)
 
 
 def test_importing_the_config_loads_no_grader_or_model_dependency():

@@ -3,6 +3,8 @@
 ``build(spec_dict)`` validates the dict into its typed spec (``rft.grader_specs.parse_spec``: a bad
 field is a :class:`SpecError` naming field, value and fix), then calls the type's builder, which
 makes the checks that need IO (a python grader's file, an sql database, the code sandbox).
+:func:`check_specs` builds a default spec and every distinct spec the rows carry, once each, so a
+bad one is named (with its row) before any work starts.
 
 Each module imports only light dependencies at import time (SymPy and math-verify load inside the
 bounded child that uses them), so importing the registry stays cheap.
@@ -10,9 +12,11 @@ bounded child that uses them), so importing the registry stays cheap.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import json
+from typing import Any, Callable, Iterable
 
-from rft.grader_specs import GraderSpec, parse_spec
+from rft.data import Example
+from rft.grader_specs import GraderSpec, SpecError, parse_spec
 from rft.graders.arithmetic import ArithmeticGrader
 from rft.graders.base import Grader
 from rft.graders.code import CodeGrader
@@ -54,3 +58,23 @@ def build_spec(spec: GraderSpec) -> Grader:
     """Build a grader from its typed spec."""
     return BUILDERS[spec.type](spec)
 
+
+def check_specs(default: dict[str, Any] | None, examples: Iterable[Example], flag: str = "--grader") -> None:
+    """Build ``default`` (when given) and each distinct spec of ``examples`` once. A bad one raises
+    :class:`SpecError` naming where it is: ``"<flag>: ..."`` for the default, ``"<file>:<line>: field
+    'grader': ..."`` for a row's own."""
+    if default is not None:
+        try:
+            build(default)
+        except SpecError as e:
+            raise SpecError(f"{flag}: {e}") from None
+    seen: set[str] = set()
+    for example in examples:
+        key = json.dumps(example.grader, sort_keys=True, default=str)
+        if example.grader is None or key in seen:
+            continue
+        seen.add(key)
+        try:
+            build(example.grader)
+        except SpecError as e:
+            raise SpecError(f"{example.where or example.id}: field 'grader': {e}") from None
