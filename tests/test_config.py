@@ -115,3 +115,24 @@ def test_the_grader_spec_is_kept_as_the_user_wrote_it(tmp_path):
     assert cfg.grader == {"type": "string_check", "name": "exact"}  # validated, not expanded with defaults
     assert "grader:\n  type: string_check\n  name: exact\n" in cfg.to_yaml()
 
+
+def test_rft_config_graders_lists_every_type_with_its_fields(capsys):
+    from rft.grader_specs import SPECS
+
+    assert main(["config", "--graders"]) == 0
+    out = capsys.readouterr().out
+    for kind, model in SPECS.items():
+        assert f"\n{kind}: {model.__doc__}\n" in "\n" + out
+        for name, info in model.model_fields.items():
+            assert name == "type" or f"  {info.alias or name}: " in out and f"      {info.description}\n" in out
+    assert '  extract: "boxed" | "tag" | "hash" | "auto" | "last_number", default "boxed"\n' in out
+    assert "  max_length: int (>= 1), required\n" in out
+    assert "  timeout_s: float (>= 0.01 and <= 600), default 3.0\n" in out
+
+
+def test_rft_config_graders_prints_the_types_named(capsys):
+    assert main(["config", "--graders", "overlong", "format"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("overlong: ") and "\nformat: " in out and "\nmath: " not in out
+    assert main(["config", "--graders", "mathh"]) == 2
+    assert "unknown grader type(s) ['mathh']; choose from" in capsys.readouterr().err

@@ -280,8 +280,8 @@ class Config(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig, description="the policy (and the KL reference)")
     data: DataConfig = Field(default_factory=lambda: DataConfig(task=TaskConfig()), description="examples to train on")
     grader: dict[str, Any] | None = Field(
-        None, description="grader spec, e.g. {type: math}, validated on load (rft.grader_specs); default: the "
-        "task's own grader")
+        None, description="grader spec, e.g. {type: math} (`rft config --graders` lists every type's fields); "
+        "default: the task's own grader")
     grading: GradingConfig = Field(default_factory=GradingConfig, description="where and how long graders run")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="rollouts: G, temperature, length")
     grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="the GRPO update (rft.grpo.train)")

@@ -7,6 +7,7 @@ pydantic's error by :func:`spec_error` alone. Rules that need no IO are validato
 placeholders, a regex RE2 compiles, a JSON Schema, a formula (the three little languages are parsed by
 :mod:`rft.grader_syntax`), exactly one of two fields, weights that name the sub-graders. OpenAI RFT
 grader JSON loads as-is: ``name`` and ``image_tag`` are accepted and ignored where OpenAI sends them.
+``rft config --graders`` prints every field from these models.
 
 Not covered: checks that need IO or run code -- a python grader's ``source``/``file``/``function``, an
 sql ``database`` file, the code grader's sandbox -- which the graders make when built
@@ -419,7 +420,7 @@ def _problem(error: Any, info: FieldInfo | None, path: str) -> str:
     for start, expected, fix in _TYPE_PROBLEMS:
         if kind.startswith(start):
             return f"expected {expected}; {fix.format(path)}"
-    return f"{error['msg']}; see the field's type in rft.grader_specs"
+    return f"{error['msg']}; see `rft config --graders` for the field's type"
 
 
 def _bounds_text(limits: dict[str, Any]) -> str:
