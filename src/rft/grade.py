@@ -110,7 +110,7 @@ def load_rows(data: str, completions: str | None) -> list[Row]:
         if not isinstance(text, str):
             raise InputError(f"{path}:{line}: field 'completion' is missing or not a string; add it or pass --completions")
         fields = {k: v for k, v in ex.fields.items() if k != "completion"}
-        rows.append(Row(line, Example(ex.id, ex.prompt, fields, ex.grader, ex.base_dir), text))
+        rows.append(Row(line, Example(ex.id, ex.prompt, fields, ex.grader, ex.base_dir, ex.where), text))
     return rows
 
 
