@@ -94,3 +94,45 @@ def test_every_config_field_says_what_it_is_for():
     assert len(sections) >= 10
     assert [f"{cls.__name__}.{name}" for cls in sections for name, info in cls.model_fields.items()
             if not info.description] == []
+
+
+def test_a_bad_grader_field_fails_at_load_before_any_model_is_built(tmp_path, capsys, monkeypatch):
+    import rft.session
+
+    monkeypatch.setattr(rft.session, "load_policy", lambda *a, **k: pytest.fail("a model was loaded"))
+    p = _write(tmp_path, f"output_dir: {tmp_path}\ngrader: {{type: math, extract: boxd}}\n")
+    message = "invalid config: grader: math grader: field 'extract' = 'boxd': not a supported value; choose one of 'boxed'"
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value).startswith(message)
+    assert main(["train", str(p), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {message}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_grader_spec_is_kept_as_the_user_wrote_it(tmp_path):
+    cfg = load_config(_write(tmp_path, "grader: {type: string_check, name: exact}\n"))
+    assert cfg.grader == {"type": "string_check", "name": "exact"}  # validated, not expanded with defaults
+    assert "grader:\n  type: string_check\n  name: exact\n" in cfg.to_yaml()
+
+
+def test_rft_config_graders_lists_every_type_with_its_fields(capsys):
+    from rft.grader_specs import SPECS
+
+    assert main(["config", "--graders"]) == 0
+    out = capsys.readouterr().out
+    for kind, model in SPECS.items():
+        assert f"\n{kind}: {model.__doc__}\n" in "\n" + out
+        for name, info in model.model_fields.items():
+            assert name == "type" or f"  {info.alias or name}: " in out and f"      {info.description}\n" in out
+    assert '  extract: "boxed" | "tag" | "hash" | "auto" | "last_number", default "boxed"\n' in out
+    assert "  max_length: int (>= 1), required\n" in out
+    assert "  timeout_s: float (>= 0.01 and <= 600), default 3.0\n" in out
+
+
+def test_rft_config_graders_prints_the_types_named(capsys):
+    assert main(["config", "--graders", "overlong", "format"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("overlong: ") and "\nformat: " in out and "\nmath: " not in out
+    assert main(["config", "--graders", "mathh"]) == 2
+    assert "unknown grader type(s) ['mathh']; choose from" in capsys.readouterr().err

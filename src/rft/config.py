@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rft.grader_specs import parse_spec
+
 
 class ConfigError(ValueError):
     """A config problem, phrased for the user: field, value, fix."""
@@ -330,7 +332,9 @@ class Config(Strict):
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default torch's choice")
     model: ModelConfig = Field(default_factory=ModelConfig, description="the policy (and the KL reference)")
     data: DataConfig = Field(default_factory=lambda: DataConfig(task=TaskConfig()), description="examples to train on")
-    grader: dict[str, Any] | None = Field(None, description="grader spec; default: the task's own grader")
+    grader: dict[str, Any] | None = Field(
+        None, description="grader spec, e.g. {type: math} (`rft config --graders` lists every type's fields); "
+        "default: the task's own grader")
     grading: GradingConfig = Field(default_factory=GradingConfig, description="where and how long graders run")
     environment: EnvironmentConfig = Field(
         default_factory=EnvironmentConfig, description="episodes: one turn (single) or multi-turn environments"
@@ -353,6 +357,13 @@ class Config(Strict):
                 "whole groups; make prompts_per_step a multiple of gradient_accumulation_steps"
             )
         return self
+
+    @field_validator("grader")
+    @classmethod
+    def _grader_spec_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            parse_spec(value)  # checked now; kept as written, so config.yaml shows the spec the user gave
+        return value
 
     @field_validator("report_to")
     @classmethod
@@ -407,8 +418,7 @@ def _format_validation_error(err: ValidationError) -> str:
             lines.append(f"{loc}: required field is missing; add it")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            shown = repr(value) if not isinstance(value, dict) else "{...}"
-            lines.append(f"{loc}: {msg} (got {shown})")
+            lines.append(f"{loc}: {msg}" if isinstance(value, dict) else f"{loc}: {msg} (got {value!r})")
     return "invalid config: " + "; ".join(lines)
 
 

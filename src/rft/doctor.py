@@ -46,6 +46,7 @@ from rft.config import Config, ConfigError
 from rft.console import Console
 from rft.data import DataError, Example
 from rft.evaluate import evaluate, sampled_pass_at_k
+from rft.grader_specs import FREE_TEXT_MODES, parse_spec
 from rft.graders.base import SpecError
 from rft.models.load import ModelError
 from rft.rollout import SamplingParams, TorchSampler
@@ -183,8 +184,8 @@ def extraction_advice(spec: dict[str, Any] | None, examples: list[Example], grad
     if not math:
         return 0.0, ""
     share = sum("extracted" in g.details and g.details["extracted"] is None for _, g in math) / len(math)
-    mode = math[0][0].get("extract", "boxed")
-    if share <= 0.5 or mode in ("auto", "last_number"):
+    mode = parse_spec(math[0][0]).extract  # the spec's own default when it names none
+    if share <= 0.5 or mode in FREE_TEXT_MODES:
         return share, ""
     return share, (f"the math grader (extract: {mode}) found no answer in most greedy samples; for answers written "
                    "in sentences set `extract: auto` (math-verify's own final answer) or, for plain numbers "

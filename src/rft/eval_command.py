@@ -50,10 +50,9 @@ from rft.console import Console
 from rft.data import DataError, Example, read_dataset, require_chat_template
 from rft.evaluate import encode_prompt, evaluate, sampled_pass_at_k
 from rft.export import find_checkpoint
-from rft.graders.base import SpecError
 from rft.grade import InputError, load_spec
 from rft.graders.pool import GraderPool
-from rft.graders.registry import build
+from rft.graders.registry import check_specs
 from rft.models.load import (ModelError, context_length, load_model, load_tokenizer, resolve_device,
                              resolve_model_path)
 from rft.models.lora import ADAPTER_CONFIG, is_adapter_dir, load_adapter
@@ -202,26 +201,12 @@ def _device(name: str) -> str:
 
 def check_graders(spec: dict[str, Any] | None, examples: list[Example], data: str) -> None:
     """Every row has a grader, and every distinct spec builds, before any model is loaded."""
-    if spec is None:
-        bare = [e for e in examples if e.grader is None]
-        if bare:
-            raise ConfigError(f"no grader: --grader is not given, no run directory names one, and {len(bare)} row(s) "
-                              f"of {data} name none (e.g. {bare[0].where}); pass --grader SPEC (a JSON/YAML file, or "
-                              "inline JSON such as '{\"type\": \"math\"}')")
-    else:
-        try:
-            build(spec)
-        except SpecError as e:
-            raise ConfigError(f"--grader: {e}") from None
-    seen: set[str] = set()
-    for e in examples:
-        key = json.dumps(e.grader, sort_keys=True, default=str)
-        if e.grader is not None and key not in seen:
-            seen.add(key)
-            try:
-                build(e.grader)
-            except SpecError as err:
-                raise DataError(f"{e.where}: field 'grader': {err}") from None
+    bare = [e for e in examples if e.grader is None]
+    if spec is None and bare:
+        raise ConfigError(f"no grader: --grader is not given, no run directory names one, and {len(bare)} row(s) "
+                          f"of {data} name none (e.g. {bare[0].where}); pass --grader SPEC (a JSON/YAML file, or "
+                          "inline JSON such as '{\"type\": \"math\"}')")
+    check_specs(spec, examples)  # a SpecError names the flag or the row
 
 
 def check_prompts(tokenizer: Any, model: Any, examples: list[Example], max_new_tokens: int, arg: str) -> None:

@@ -37,7 +37,7 @@ from rft.data import DataError, Example, read_jsonl
 from rft.files import atomic_write_text, jsonl_lines
 from rft.graders.base import Grade, SpecError, passed_of
 from rft.graders.pool import GraderPool
-from rft.graders.registry import build
+from rft.graders.registry import check_specs
 
 
 class InputError(ValueError):
@@ -110,28 +110,8 @@ def load_rows(data: str, completions: str | None) -> list[Row]:
         if not isinstance(text, str):
             raise InputError(f"{path}:{line}: field 'completion' is missing or not a string; add it or pass --completions")
         fields = {k: v for k, v in ex.fields.items() if k != "completion"}
-        rows.append(Row(line, Example(ex.id, ex.prompt, fields, ex.grader, ex.base_dir), text))
+        rows.append(Row(line, Example(ex.id, ex.prompt, fields, ex.grader, ex.base_dir, ex.where), text))
     return rows
-
-
-def check_specs(default: dict[str, Any], rows: list[Row], data: str) -> None:
-    """Build the default spec and every row's own spec once, so a bad one is named with its line."""
-    try:
-        build(default)
-    except SpecError as e:
-        raise InputError(f"--grader: {e}") from None
-    seen: set[str] = set()
-    for row in rows:
-        if row.example.grader is None:
-            continue
-        key = json.dumps(row.example.grader, sort_keys=True, default=str)
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            build(row.example.grader)
-        except SpecError as e:
-            raise InputError(f"{data}:{row.line}: field 'grader': {e}") from None
 
 
 def write_grades(path: Path, rows: list[Row], grades: list[Grade]) -> None:
@@ -177,8 +157,8 @@ def grade_command(grader: str, data: str, completions: str | None, out: str | No
     try:
         spec = load_spec(grader)
         rows = load_rows(data, completions)
-        check_specs(spec, rows, data)
-    except InputError as e:
+        check_specs(spec, [r.example for r in rows])
+    except (InputError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()

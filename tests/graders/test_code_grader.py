@@ -9,6 +9,7 @@ import os
 import pytest
 
 from rft.data import Example
+from rft.grader_specs import CodeSpec
 from rft.graders.base import SpecError
 from rft.graders.code import (
     CodeGrader,
@@ -31,11 +32,11 @@ def fn_example(tests=DOUBLE_TESTS, entry_point="f") -> Example:
 
 
 def grade(program: str, tests=DOUBLE_TESTS, **spec):
-    return CodeGrader.from_spec({"type": "code", **spec})(program, fn_example(tests))
+    return build({"type": "code", **spec})(program, fn_example(tests))
 
 
 def stdio_grade(program: str, tests, **spec):
-    return CodeGrader.from_spec({"type": "code", "mode": "stdio", **spec})(program, Example("ex", "p", {"tests": tests}))
+    return build({"type": "code", "mode": "stdio", **spec})(program, Example("ex", "p", {"tests": tests}))
 
 
 # --- program extraction --------------------------------------------------------------------------
@@ -159,7 +160,7 @@ def test_main_block_does_not_run_in_function_mode():
 
 
 def test_example_without_tests_is_skipped_not_failed():
-    g = CodeGrader()("def f(x): return x", Example("ex", "p", {"entry_point": "f"}))
+    g = CodeGrader(CodeSpec())("def f(x): return x", Example("ex", "p", {"entry_point": "f"}))
     assert (g.score, g.passed, g.details) == (0.0, None, {"skipped": True})
 
 
@@ -222,19 +223,19 @@ def test_stdio_large_stdin_is_delivered_whole():
 
 SPEC_ERRORS = {
     "unknown_field": ({"langauge": "python"}, "unknown field"),
-    "bad_mode": ({"mode": "repl"}, "mode='repl'"),
-    "zero_timeout": ({"timeout_s": 0}, "timeout_s=0"),
-    "bool_timeout": ({"timeout_s": True}, "timeout_s=True"),
-    "tiny_memory": ({"memory_mb": 8}, "memory_mb=8"),
-    "bad_isolation": ({"isolation": "docker"}, "isolation='docker'"),
-    "string_partial_credit": ({"partial_credit": "yes"}, "partial_credit='yes'"),
+    "bad_mode": ({"mode": "repl"}, "field 'mode' = 'repl'"),
+    "zero_timeout": ({"timeout_s": 0}, "field 'timeout_s' = 0"),
+    "bool_timeout": ({"timeout_s": True}, "field 'timeout_s' = True"),
+    "tiny_memory": ({"memory_mb": 8}, "field 'memory_mb' = 8"),
+    "bad_isolation": ({"isolation": "docker"}, "field 'isolation' = 'docker'"),
+    "string_partial_credit": ({"partial_credit": "yes"}, "field 'partial_credit' = 'yes'"),
 }
 
 
 @pytest.mark.parametrize("spec,message", SPEC_ERRORS.values(), ids=SPEC_ERRORS.keys())
 def test_bad_spec_raises_spec_error_naming_the_field(spec, message):
     with pytest.raises(SpecError, match=message):
-        CodeGrader.from_spec({"type": "code", **spec})
+        build({"type": "code", **spec})
 
 
 def test_registry_builds_the_code_grader():
@@ -304,7 +305,7 @@ def test_every_family_reference_solution_passes_the_real_grader():
     examples = make_code_examples(300, seed=2)
     one_per_family = {e.get("family"): e for e in examples}
     assert set(one_per_family) == {f.name for f in FAMILIES}
-    grader = CodeGrader()
+    grader = CodeGrader(CodeSpec())
     for family, example in one_per_family.items():
         g = grader(f"```python\n{example.get('solution')}```", example)
         assert g.score == 1.0, (family, g.reason)
@@ -314,5 +315,5 @@ def test_a_lookup_table_of_the_shown_pairs_does_not_score_full_marks():
     example = make_code_examples(1, seed=5)[0]
     shown = {repr(t["args"][0]): t["expected"] for t in example.get("tests")[:SHOWN]}
     program = f"def f(v):\n    return {shown!r}.get(repr(v))"
-    g = CodeGrader()(program, example)
+    g = CodeGrader(CodeSpec())(program, example)
     assert g.score == pytest.approx(SHOWN / (SHOWN + HIDDEN))

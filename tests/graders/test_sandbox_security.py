@@ -26,7 +26,7 @@ import pytest
 
 from rft.data import Example
 from rft.graders.base import Grade
-from rft.graders.code import CodeGrader
+from rft.graders.registry import build
 from rft.graders.sandbox import SandboxUnavailable, get_sandbox, uid_range
 
 HARNESS_MARK = b"rft-sandbox-harness"
@@ -79,7 +79,7 @@ def run_hostile(program: str, tests: list[dict], *, bound_s: float, mode: str = 
                 isolation: str = ISOLATION, **spec) -> Grade:
     """Grade ``program`` and check the invariants every hostile run must keep."""
     spec = {"type": "code", "mode": mode, "timeout_s": 1.5, "test_timeout_s": 0.5, "isolation": isolation, **spec}
-    grader = CodeGrader.from_spec(spec)
+    grader = build(spec)
     example = Example("hostile", "p", {"entry_point": "f", "tests": tests})
     t0 = time.monotonic()
     grade = grader(textwrap.dedent(program), example)

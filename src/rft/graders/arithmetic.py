@@ -12,33 +12,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from rft.data import Example
-from rft.graders.base import Grade, SpecError
+from rft.grader_specs import ArithmeticSpec
+from rft.graders.base import Grade
 
 _INT = re.compile(r"-?\d+")
 
 
 @dataclass(frozen=True)
 class ArithmeticGrader:
-    answer_field: str = "answer"
-    max_chars: int = 32
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "ArithmeticGrader":
-        allowed = {"type", "answer_field", "max_chars"}
-        unknown = set(spec) - allowed
-        if unknown:
-            raise SpecError(f"arithmetic grader: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        return cls(answer_field=spec.get("answer_field", "answer"), max_chars=int(spec.get("max_chars", 32)))
+    spec: ArithmeticSpec
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        gold = example.get(self.answer_field)
+        gold = example.get(self.spec.answer_field)
         if gold is None:
-            return Grade(0.0, None, f"example has no '{self.answer_field}' field", {"skipped": True})
+            return Grade(0.0, None, f"example has no '{self.spec.answer_field}' field", {"skipped": True})
         text = completion.strip()
-        if len(text) > self.max_chars or not _INT.fullmatch(text):
+        if len(text) > self.spec.max_chars or not _INT.fullmatch(text):
             return Grade(0.0, False, f"not a single integer: {text[:40]!r}", {"extracted": None})
         value, expected = int(text), int(gold)
         ok = value == expected

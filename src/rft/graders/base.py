@@ -1,6 +1,7 @@
 """The grading contract: :class:`Grade`, the :class:`Grader` protocol and :func:`safe_grade`.
 
-A grader is built from a spec dict by ``rft.graders.build(spec)`` and called as
+A grader is built from a spec dict by ``rft.graders.build(spec)`` (validated into its model in
+``rft.grader_specs``; a bad spec is a :class:`SpecError`) and called as
 ``grader(completion, example) -> Grade``: one fixed signature, no ``**kwargs``.
 
 Model output is untrusted. A grader must never raise into the training loop: :func:`safe_grade`
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from rft.data import Example
+from rft.grader_specs import SpecError as SpecError  # re-exported: graders raise it when built
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,6 @@ class Grade:
     def skipped(self) -> bool:
         """The grader could not judge this row (a data problem: no gold, a gold that does not parse)."""
         return bool(self.details.get("skipped"))
-
-
-class SpecError(ValueError):
-    """A grader spec is invalid; the message names the field and the fix."""
 
 
 @runtime_checkable

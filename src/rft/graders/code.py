@@ -42,8 +42,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rft.data import Example
+from rft.grader_specs import CodeSpec
 from rft.graders.base import Grade, SpecError
-from rft.graders.sandbox import MODES, Limits, RunResult, Sandbox, SandboxUnavailable, get_sandbox
+from rft.graders.sandbox import Limits, RunResult, Sandbox, SandboxUnavailable, get_sandbox
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
 STATUSES = ("passed", "failed", "error", "timeout", "memory", "output_limit")
@@ -60,65 +61,30 @@ def extract_program(completion: str) -> str:
 
 @dataclass(frozen=True)
 class CodeGrader:
-    mode: str = "function"
-    timeout_s: float = 2.0  # wall clock for the whole run (all tests); the pool reads it as our bound
-    test_timeout_s: float | None = None  # per test (None: only the whole-run limit applies)
-    memory_mb: int = 512
-    partial_credit: bool = True
-    float_tol: float | None = None
-    tuple_as_list: bool = False
-    max_output_kb: int = 64
-    processes: int = 16
-    isolation: str = "auto"
-    require_isolation: bool = False
-    python: str | None = None
-    entry_point_field: str = "entry_point"
-    tests_field: str = "tests"
+    spec: CodeSpec
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "CodeGrader":
-        allowed = {"type"} | set(cls.__dataclass_fields__)
-        unknown = set(spec) - allowed
-        if unknown:
-            raise SpecError(f"code grader: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        grader = cls(**{k: v for k, v in spec.items() if k != "type"})
-        grader._validate()
-        if grader.require_isolation:
+    def from_spec(cls, spec: CodeSpec) -> "CodeGrader":
+        grader = cls(spec)
+        if spec.require_isolation:
             try:
                 grader.sandbox()
             except SandboxUnavailable as e:
                 raise SpecError(f"code grader: require_isolation=true, but {e}") from e
         return grader
 
-    def _validate(self) -> None:
-        def need(ok: bool, field: str, fix: str) -> None:
-            if not ok:
-                raise SpecError(f"code grader: {field}={getattr(self, field)!r} is invalid; {fix}")
-
-        need(self.mode in ("function", "stdio"), "mode", "use 'function' or 'stdio'")
-        for field in ("timeout_s", "test_timeout_s"):
-            value = getattr(self, field)
-            need((value is None and field == "test_timeout_s")
-                 or (type(value) in (int, float) and 0 < value <= 600), field, "use a number of seconds in (0, 600]")
-        for field, low in (("memory_mb", 32), ("max_output_kb", 1), ("processes", 4)):
-            value = getattr(self, field)
-            need(type(value) is int and value >= low, field, f"use an integer >= {low}")
-        for field in ("partial_credit", "tuple_as_list", "require_isolation"):
-            need(type(getattr(self, field)) is bool, field, "use true or false")
-        need(self.float_tol is None or (type(self.float_tol) in (int, float) and self.float_tol >= 0),
-             "float_tol", "use null (exact) or a tolerance >= 0")
-        need(self.isolation == "auto" or self.isolation in MODES, "isolation", f"use 'auto' or one of {list(MODES)}")
-        need(self.python is None or isinstance(self.python, str), "python", "use the path of a Python 3.8+ interpreter")
-        for field in ("entry_point_field", "tests_field"):
-            need(isinstance(getattr(self, field), str) and bool(getattr(self, field)), field, "use an example field name")
+    @property
+    def timeout_s(self) -> float:
+        """Wall clock for the whole run (all tests); the pool reads it as this grader's own bound."""
+        return self.spec.timeout_s
 
     def sandbox(self) -> Sandbox:
-        return _cached_sandbox(self.isolation, self.require_isolation, self.python)
+        return _cached_sandbox(self.spec.isolation, self.spec.require_isolation, self.spec.python)
 
     def limits(self, n_tests: int) -> Limits:
-        out = self.max_output_kb * 1024
-        return Limits(timeout_s=float(self.test_timeout_s or self.timeout_s), total_timeout_s=float(self.timeout_s),
-                      memory_mb=self.memory_mb, processes=self.processes, output_bytes=out,
+        spec, out = self.spec, self.spec.max_output_kb * 1024
+        return Limits(timeout_s=spec.test_timeout_s or spec.timeout_s, total_timeout_s=spec.timeout_s,
+                      memory_mb=spec.memory_mb, processes=spec.processes, output_bytes=out,
                       results_bytes=(n_tests + 1) * (8 * out + 4096) + 65536)
 
     def __call__(self, completion: str, example: Example) -> Grade:
@@ -128,10 +94,10 @@ class CodeGrader:
         program = extract_program(completion)
         if not program.strip():
             return Grade(0.0, False, "no program in the completion", {"tests": []})
-        if self.mode == "function":
+        if self.spec.mode == "function":
             inputs = [{"args": t.get("args", []), "kwargs": t.get("kwargs", {})} for t in tests]
-            payload = {"mode": "function", "program": program, "entry_point": example.get(self.entry_point_field),
-                       "tests": inputs, "tuple_as_list": self.tuple_as_list}
+            payload = {"mode": "function", "program": program, "entry_point": example.get(self.spec.entry_point_field),
+                       "tests": inputs, "tuple_as_list": self.spec.tuple_as_list}
         else:
             payload = {"mode": "stdio", "program": program, "tests": [{"stdin": t.get("stdin", "")} for t in tests]}
         run = self.sandbox().run(payload, self.limits(len(tests)))
@@ -139,24 +105,24 @@ class CodeGrader:
 
     def _tests(self, example: Example) -> tuple[list[dict[str, Any]], str | None]:
         """The example's tests, or a reason why the example cannot be graded (a data problem)."""
-        tests = example.get(self.tests_field)
+        tests = example.get(self.spec.tests_field)
         if not isinstance(tests, list) or not tests:
-            return [], f"example has no non-empty '{self.tests_field}' list"
-        key = "expected" if self.mode == "function" else "expected_stdout"
+            return [], f"example has no non-empty '{self.spec.tests_field}' list"
+        key = "expected" if self.spec.mode == "function" else "expected_stdout"
         for i, t in enumerate(tests):
             if not isinstance(t, dict) or key not in t:
-                return [], f"{self.tests_field}[{i}] must be an object with '{key}'"
-            if self.mode == "function" and not (isinstance(t.get("args", []), list) and isinstance(t.get("kwargs", {}), dict)):
-                return [], f"{self.tests_field}[{i}]: 'args' must be a list and 'kwargs' an object"
-            if self.mode == "stdio" and not (isinstance(t.get("stdin", ""), str) and isinstance(t[key], str)):
-                return [], f"{self.tests_field}[{i}]: 'stdin' and '{key}' must be strings"
-        if self.mode == "function" and not isinstance(example.get(self.entry_point_field), str):
-            return [], f"example has no '{self.entry_point_field}' (the function name to call)"
+                return [], f"{self.spec.tests_field}[{i}] must be an object with '{key}'"
+            if self.spec.mode == "function" and not (isinstance(t.get("args", []), list) and isinstance(t.get("kwargs", {}), dict)):
+                return [], f"{self.spec.tests_field}[{i}]: 'args' must be a list and 'kwargs' an object"
+            if self.spec.mode == "stdio" and not (isinstance(t.get("stdin", ""), str) and isinstance(t[key], str)):
+                return [], f"{self.spec.tests_field}[{i}]: 'stdin' and '{key}' must be strings"
+        if self.spec.mode == "function" and not isinstance(example.get(self.spec.entry_point_field), str):
+            return [], f"example has no '{self.spec.entry_point_field}' (the function name to call)"
         return tests, None
 
     def _grade(self, run: RunResult, tests: list[dict[str, Any]]) -> Grade:
         events, by_index = parse_results(run.results, len(tests))
-        base: dict[str, Any] = {"mode": self.mode, "isolation": run.isolation, "wall_s": round(run.wall_s, 4)}
+        base: dict[str, Any] = {"mode": self.spec.mode, "isolation": run.isolation, "wall_s": round(run.wall_s, 4)}
         if run.warning:
             base["isolation_warning"] = run.warning
         if "started" not in events:
@@ -165,7 +131,7 @@ class CodeGrader:
         first_missing = min((i for i in range(len(tests)) if i not in by_index), default=-1)
         outcomes = [self._outcome(i, t, by_index.get(i), events, run, i == first_missing) for i, t in enumerate(tests)]
         n_passed = sum(o["status"] == "passed" for o in outcomes)
-        score = n_passed / len(tests) if self.partial_credit else float(n_passed == len(tests))
+        score = n_passed / len(tests) if self.spec.partial_credit else float(n_passed == len(tests))
         counts = {s: sum(o["status"] == s for o in outcomes) for s in STATUSES[1:]}
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         first_bad = next((f"test {i}: {o['message']}" for i, o in enumerate(outcomes) if o["status"] != "passed"), "")
@@ -183,10 +149,10 @@ class CodeGrader:
         if status != "ok":
             status = status if status in _FAILURE_STATUSES else "error"
             return {"status": status, "message": str(result.get("error", "reported no result"))[:200]}
-        if self.mode == "function":
+        if self.spec.mode == "function":
             if "value" not in result:
                 return {"status": "error", "message": "no value reported"}
-            if strict_equal(result["value"], test["expected"], self.float_tol):
+            if strict_equal(result["value"], test["expected"], self.spec.float_tol):
                 return {"status": "passed", "message": ""}
             return {"status": "failed", "message": f"expected {_short(test['expected'])}, got {_short(result['value'])}"}
         got = result.get("stdout")

@@ -17,50 +17,30 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from rft.data import Example
+from rft.grader_specs import FormatSpec
 from rft.graders.base import Grade
-from rft.graders.specs import SpecReader
 
 
 @dataclass(frozen=True)
 class FormatGrader:
-    think_tag: str = "think"
-    answer_tag: str = "answer"
-    min_think_chars: int = 1
-    think_in_prompt: bool = False
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "FormatGrader":
-        r = SpecReader.open(spec, "format", ["think_tag", "answer_tag", "min_think_chars", "think_in_prompt"])
-        tags = {key: r.text(key, default) for key, default in (("think_tag", "think"), ("answer_tag", "answer"))}
-        for key, tag in tags.items():
-            if not re.fullmatch(r"[A-Za-z][\w-]*", tag):
-                raise r.error(key, "not a tag name", "use letters, digits, '_' or '-', e.g. 'think'")
-        if tags["think_tag"] == tags["answer_tag"]:
-            raise r.error("answer_tag", "same as think_tag", "give the two blocks different tag names")
-        return cls(
-            think_tag=tags["think_tag"],
-            answer_tag=tags["answer_tag"],
-            min_think_chars=r.integer("min_think_chars", 1, lo=0),
-            think_in_prompt=r.flag("think_in_prompt", False),
-        )
+    spec: FormatSpec
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        t, a = self.think_tag, self.answer_tag
-        expected_counts = {f"<{t}>": 0 if self.think_in_prompt else 1, f"</{t}>": 1, f"<{a}>": 1, f"</{a}>": 1}
+        t, a = self.spec.think_tag, self.spec.answer_tag
+        expected_counts = {f"<{t}>": 0 if self.spec.think_in_prompt else 1, f"</{t}>": 1, f"<{a}>": 1, f"</{a}>": 1}
         for tag, expected in expected_counts.items():
             found = completion.count(tag)
             if found != expected:
                 return Grade(0.0, False, f"{tag} appears {found} times, expected {expected}", {"format_ok": False})
-        opening = "" if self.think_in_prompt else rf"\s*<{t}>"
+        opening = "" if self.spec.think_in_prompt else rf"\s*<{t}>"
         shape = re.fullmatch(rf"{opening}(?P<think>.*)</{t}>\s*<{a}>(?P<answer>.*)</{a}>\s*", completion, re.DOTALL)
         if shape is None:
             return Grade(0.0, False, "tags out of order or text outside the blocks", {"format_ok": False})
         think, answer = shape.group("think").strip(), shape.group("answer").strip()
-        if len(think) < self.min_think_chars:
-            return Grade(0.0, False, f"think block has {len(think)} characters, need {self.min_think_chars}", {"format_ok": False})
+        if len(think) < self.spec.min_think_chars:
+            return Grade(0.0, False, f"think block has {len(think)} characters, need {self.spec.min_think_chars}", {"format_ok": False})
         if not answer:
             return Grade(0.0, False, "empty answer block", {"format_ok": False})
         return Grade(1.0, True, "well-formed think/answer", {"format_ok": True})

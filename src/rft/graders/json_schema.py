@@ -36,8 +36,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from rft.data import Example
+from rft.grader_specs import JsonSchemaSpec
 from rft.graders.base import Grade
-from rft.graders.specs import SpecReader
 from rft.graders.templates import strict_json_loads
 
 MAX_DEPTH = 64  # deeper answers are invalid: keeps validation and matching recursion shallow
@@ -160,38 +160,8 @@ class LeafMatcher:
 
 @dataclass(frozen=True)
 class JsonSchemaGrader:
-    schema_field: str = "schema"
-    reference_field: str = "reference"
-    schema: dict[str, Any] | None = None
-    score: str = "f1"
-    unordered_arrays: bool = False
-    allow_prose: bool = False
-    max_chars: int = 50_000
-    max_unordered: int = 64
+    spec: JsonSchemaSpec
     _validators: dict[str, Draft202012Validator] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "JsonSchemaGrader":
-        r = SpecReader.open(
-            spec, "json_schema",
-            ["schema_field", "reference_field", "schema", "score", "unordered_arrays", "allow_prose", "max_chars", "max_unordered"],
-        )
-        schema = r.mapping("schema")
-        if schema is not None:
-            try:
-                Draft202012Validator.check_schema(schema)
-            except SchemaError as e:
-                raise r.error("schema", f"not a valid Draft 2020-12 schema ({e.message})", "fix the schema") from None
-        return cls(
-            schema_field=r.text("schema_field", "schema"),
-            reference_field=r.text("reference_field", "reference"),
-            schema=schema,
-            score=r.choice("score", "f1", ["f1", "exact"]),
-            unordered_arrays=r.flag("unordered_arrays", False),
-            allow_prose=r.flag("allow_prose", False),
-            max_chars=r.integer("max_chars", 50_000, lo=1),
-            max_unordered=r.integer("max_unordered", 64, lo=1, hi=500),
-        )
 
     def _validator(self, schema: Any) -> Draft202012Validator | str:
         key = json.dumps(schema, sort_keys=True)
@@ -204,30 +174,30 @@ class JsonSchemaGrader:
         return self._validators[key]
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        schema = self.schema if self.schema is not None else example.get(self.schema_field)
+        schema = self.spec.schema_ if self.spec.schema_ is not None else example.get(self.spec.schema_field)
         if not isinstance(schema, (dict, bool)):
-            return Grade(0.0, None, f"no schema: set 'schema' in the spec or a '{self.schema_field}' row field", {"skipped": True})
+            return Grade(0.0, None, f"no schema: set 'schema' in the spec or a '{self.spec.schema_field}' row field", {"skipped": True})
         validator = self._validator(schema)
         if isinstance(validator, str):
             return Grade(0.0, None, validator, {"skipped": True})
-        value, why = extract_json(completion, self.allow_prose, self.max_chars)
+        value, why = extract_json(completion, self.spec.allow_prose, self.spec.max_chars)
         if why is not None:
             return Grade(0.0, False, why, {"valid": False})
         error = None if validator.is_valid(value) else next(iter(validator.iter_errors(value)), None)
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             return Grade(0.0, False, f"schema violation at {where}: {error.message[:100]}", {"valid": False})
-        if self.reference_field not in example.fields:
+        if self.spec.reference_field not in example.fields:
             return Grade(1.0, True, "valid against the schema (no reference to compare)", {"valid": True})
-        ref = example.fields[self.reference_field]
+        ref = example.fields[self.spec.reference_field]
         try:
-            hits = LeafMatcher(self.unordered_arrays, self.max_unordered).matched(ref, value)
+            hits = LeafMatcher(self.spec.unordered_arrays, self.spec.max_unordered).matched(ref, value)
         except TooLong as e:
             return Grade(0.0, False, str(e), {"valid": True})
         n_ref, n_cand = count_leaves(ref), count_leaves(value)
         precision, recall = hits / n_cand, hits / n_ref
         f1 = 0.0 if hits == 0 else 2 * precision * recall / (precision + recall)
         exact = hits == n_ref == n_cand
-        score = f1 if self.score == "f1" else float(exact)
+        score = f1 if self.spec.score == "f1" else float(exact)
         details = {"valid": True, "precision": precision, "recall": recall, "f1": f1, "exact": exact}
         return Grade(score, exact, f"{hits:g}/{n_ref} reference leaves matched, {n_cand} given (F1 {f1:.3f})", details)

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from rft.data import Example
-from rft.graders.base import Grade, SpecError
+from rft.grader_specs import LogicSpec
+from rft.graders.base import Grade
 from rft.graders.bounded import BoundExceeded, RemoteError, call_bounded
-from rft.graders.specs import SpecReader
 
 _TOKEN = re.compile(r"\s*(<->|<=>|->|=>|[()~!&|¬∧∨→↔]|[A-Za-z_][A-Za-z0-9_]*)")
 _WORD_OPS = {"not": "~", "and": "&", "or": "|", "implies": "->", "iff": "<->"}
@@ -144,7 +144,7 @@ def answer_region(completion: str, extract: str, tag: str) -> tuple[str | None, 
     return found[0].strip(), ""
 
 
-def parse_assignments(text: str, people: list[str], roles: tuple[str, ...]) -> tuple[dict[str, str] | None, str]:
+def parse_assignments(text: str, people: list[str], roles: Sequence[str]) -> tuple[dict[str, str] | None, str]:
     """Map each person to one role from ``text``, or ``(None, why)`` -- see the module docstring."""
     hedge = _HEDGE.search(text) or _NEGATION.search(text)
     if hedge:
@@ -175,44 +175,19 @@ def parse_assignments(text: str, people: list[str], roles: tuple[str, ...]) -> t
 
 @dataclass
 class LogicGrader:
-    mode: str = "entailment"
-    extract: str = "tag"
-    tag: str = "answer"
-    premises_field: str = "premises"
-    conclusion_field: str = "conclusion"
-    answer_field: str = "answer"
-    roles: tuple[str, ...] = ("knight", "knave")
-    timeout_s: float = 5.0
+    spec: LogicSpec
     _verdicts: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "LogicGrader":
-        r = SpecReader.open(
-            spec, "logic",
-            ["mode", "extract", "tag", "premises_field", "conclusion_field", "answer_field", "roles", "timeout_s"],
-        )
-        tag = r.text("tag", "answer")
-        if not re.fullmatch(r"[A-Za-z][\w-]*", tag):
-            raise r.error("tag", "not a tag name", "use letters, digits, '_' or '-', e.g. 'answer'")
-        roles = tuple(x.lower() for x in r.texts("roles", ["knight", "knave"]))
-        if len(set(roles)) < 2 or not all(re.fullmatch(r"[a-z]+", x) for x in roles):
-            raise SpecError(f"logic grader: field 'roles' = {list(roles)!r}: need two or more distinct words; e.g. [\"knight\", \"knave\"]")
-        return cls(
-            mode=r.choice("mode", "entailment", ["entailment", "knights_knaves"]),
-            extract=r.choice("extract", "tag", ["tag", "all"]),
-            tag=tag,
-            premises_field=r.text("premises_field", "premises"),
-            conclusion_field=r.text("conclusion_field", "conclusion"),
-            answer_field=r.text("answer_field", "answer"),
-            roles=roles,
-            timeout_s=float(r.number("timeout_s", 5.0, lo=0.01, hi=600) or 5.0),
-        )
+    @property
+    def timeout_s(self) -> float:
+        """The solver child's wall clock; the pool reads it as this grader's own bound."""
+        return self.spec.timeout_s
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        text, why = answer_region(completion, self.extract, self.tag)
+        text, why = answer_region(completion, self.spec.extract, self.spec.tag)
         if text is not None and len(text) > MAX_ANSWER_CHARS:
             text, why = None, f"answer longer than {MAX_ANSWER_CHARS} characters"
-        if self.mode == "entailment":
+        if self.spec.mode == "entailment":
             return self._entailment(text, why, example)
         return self._knights_knaves(text, why, example)
 
@@ -220,7 +195,7 @@ class LogicGrader:
         key = repr((premises, conclusion))
         if key not in self._verdicts:
             try:
-                self._verdicts[key] = call_bounded(entails, (premises, conclusion), self.timeout_s)
+                self._verdicts[key] = call_bounded(entails, (premises, conclusion), self.spec.timeout_s)
             except RemoteError as e:
                 return f"row formulas do not parse: {e}"
             except BoundExceeded as e:
@@ -228,15 +203,16 @@ class LogicGrader:
         return self._verdicts[key]
 
     def _entailment(self, text: str | None, why: str, example: Example) -> Grade:
-        premises, conclusion = example.get(self.premises_field), example.get(self.conclusion_field)
+        spec = self.spec
+        premises, conclusion = example.get(spec.premises_field), example.get(spec.conclusion_field)
         if not (isinstance(premises, list) and all(isinstance(p, str) for p in premises) and isinstance(conclusion, str)):
-            return Grade(0.0, None, f"row needs '{self.premises_field}' (list of formulas) and '{self.conclusion_field}'", {"skipped": True})
+            return Grade(0.0, None, f"row needs '{spec.premises_field}' (list of formulas) and '{spec.conclusion_field}'", {"skipped": True})
         truth = self._verdict(premises, conclusion)
         if isinstance(truth, str):
             return Grade(0.0, None, truth + "; row skipped", {"skipped": True})
-        stored = example.get(self.answer_field)
+        stored = example.get(spec.answer_field)
         if stored is not None and _verdict_word(str(stored)) not in (None, truth):
-            return Grade(0.0, None, f"row's '{self.answer_field}' disagrees with the solver; row skipped", {"skipped": True})
+            return Grade(0.0, None, f"row's '{spec.answer_field}' disagrees with the solver; row skipped", {"skipped": True})
         if text is None:
             return Grade(0.0, False, why, {"entailed": truth})
         said = _verdict_word(text)
@@ -246,12 +222,12 @@ class LogicGrader:
         return Grade(float(ok), ok, f"answered {'yes' if said else 'no'}, solver says {'yes' if truth else 'no'}", {"entailed": truth})
 
     def _knights_knaves(self, text: str | None, why: str, example: Example) -> Grade:
-        gold = example.get(self.answer_field)
-        if not (isinstance(gold, dict) and gold and all(isinstance(v, str) and v.lower() in self.roles for v in gold.values())):
-            return Grade(0.0, None, f"row's '{self.answer_field}' must map each person to one of {list(self.roles)}", {"skipped": True})
+        gold, roles = example.get(self.spec.answer_field), self.spec.roles
+        if not (isinstance(gold, dict) and gold and all(isinstance(v, str) and v.lower() in roles for v in gold.values())):
+            return Grade(0.0, None, f"row's '{self.spec.answer_field}' must map each person to one of {roles}", {"skipped": True})
         if text is None:
             return Grade(0.0, False, why, {})
-        assigned, why = parse_assignments(text, [str(p) for p in gold], self.roles)
+        assigned, why = parse_assignments(text, [str(p) for p in gold], roles)
         if assigned is None:
             return Grade(0.0, False, why, {})
         wrong = [p for p, r in gold.items() if assigned[str(p)] != r.lower()]

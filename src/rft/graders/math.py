@@ -63,14 +63,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rft.data import Example
+from rft.grader_specs import FREE_TEXT_MODES, MathSpec
 from rft.graders.base import Grade
 from rft.graders.bounded import BoundExceeded, RemoteError, call_bounded
 from rft.graders.math_text import HEDGE, answer_sentence, last_number, later_answer_label, numbers_equal, plain_number
-from rft.graders.specs import SpecReader
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
-MARKER_MODES = ("boxed", "tag", "hash")
-FREE_TEXT_MODES = ("auto", "last_number")
 
 
 def boxed_contents(text: str) -> list[str]:
@@ -206,80 +204,54 @@ def extract_and_verify(gold: str, completion: str, rel_tol: float) -> dict[str, 
 
 @dataclass(frozen=True)
 class MathGrader:
-    answer_field: str = "answer"
-    extract: str = "boxed"
-    tag: str = "answer"
-    max_answer_chars: int = 300
-    rel_tol: float = 1e-4
-    timeout_s: float = 3.0
-    memory_mb: int = 2048
-    reject_echo: bool = True
-    max_completion_chars: int = 32_000  # free-text modes only
+    spec: MathSpec
 
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "MathGrader":
-        r = SpecReader.open(spec, "math", ["answer_field", "extract", "tag", "max_answer_chars", "rel_tol", "timeout_s",
-                                           "memory_mb", "reject_echo", "max_completion_chars"])
-        tag = r.text("tag", "answer")
-        if not re.fullmatch(r"[A-Za-z][\w-]*", tag):
-            raise r.error("tag", "not a tag name", "use letters, digits, '_' or '-', e.g. 'answer'")
-        extract = r.choice("extract", "boxed", MARKER_MODES + FREE_TEXT_MODES)
-        if r.has("max_completion_chars") and extract not in FREE_TEXT_MODES:
-            raise r.error("max_completion_chars", f"only read by extract 'auto' or 'last_number', not {extract!r}",
-                          "remove it, or set extract to 'auto' or 'last_number'")
-        return cls(
-            answer_field=r.text("answer_field", "answer"),
-            extract=extract,
-            tag=tag,
-            max_answer_chars=r.integer("max_answer_chars", 300, lo=1, hi=100_000),
-            rel_tol=float(r.number("rel_tol", 1e-4, lo=0.0, hi=0.5) or 0.0),
-            timeout_s=float(r.number("timeout_s", 3.0, lo=0.01, hi=600) or 3.0),
-            memory_mb=r.integer("memory_mb", 2048, lo=256),
-            reject_echo=r.flag("reject_echo", True),
-            max_completion_chars=r.integer("max_completion_chars", 32_000, lo=1, hi=10_000_000),
-        )
+    @property
+    def timeout_s(self) -> float:
+        """The bounded child's wall clock; the pool reads it as this grader's own bound."""
+        return self.spec.timeout_s
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        raw_gold = example.get(self.answer_field)
+        raw_gold = example.get(self.spec.answer_field)
         if raw_gold is None or isinstance(raw_gold, (dict, list, bool)) or str(raw_gold).strip() == "":
-            return Grade(0.0, None, f"example has no usable '{self.answer_field}' field", {"skipped": True})
+            return Grade(0.0, None, f"example has no usable '{self.spec.answer_field}' field", {"skipped": True})
         gold = str(raw_gold)
-        if self.extract in FREE_TEXT_MODES:
+        if self.spec.extract in FREE_TEXT_MODES:
             refused = self._refuse_free_text(completion, gold, example)
             if refused:
                 return Grade(0.0, False, refused, {"extracted": None})
-            if self.extract == "auto":
+            if self.spec.extract == "auto":
                 return self._grade_auto(completion, gold, example)
             return self._grade_last_number(completion, gold)
-        answer, why = extract_answer(completion, self.extract, self.tag)
+        answer, why = extract_answer(completion, self.spec.extract, self.spec.tag)
         if answer is None:
             return Grade(0.0, False, why, {"extracted": None})
         details: dict[str, Any] = {"extracted": answer[:200], "gold": gold[:200]}
         refused = self._refuse_answer(answer, gold, example)
         if refused:
             return Grade(0.0, False, refused, details)
-        result = self._bounded(parse_and_verify, (gold, answer, self.rel_tol), details)
+        result = self._bounded(parse_and_verify, (gold, answer, self.spec.rel_tol), details)
         return result if isinstance(result, Grade) else self._verdict(result, answer, gold, details)
 
     def _refuse_answer(self, answer: str, gold: str, example: Example, sentence: str = "") -> str:
         """Why the extracted answer is refused (step 2), or "" when it is not."""
-        if len(answer) > self.max_answer_chars:
-            return f"answer longer than {self.max_answer_chars} characters"
+        if len(answer) > self.spec.max_answer_chars:
+            return f"answer longer than {self.spec.max_answer_chars} characters"
         if not answer.strip():
             return "empty final answer"
         hedge = HEDGE.search(answer) or HEDGE.search(sentence)
         if hedge:
             shown = answer if HEDGE.search(answer) else sentence
             return f"hedged answer ({hedge.group(0)!r}): {shown[:60]!r}"
-        if self.reject_echo and _echoes_prompt(answer, gold, example):
+        if self.spec.reject_echo and _echoes_prompt(answer, gold, example):
             return f"answer {answer[:60]!r} only echoes the prompt"
         return ""
 
     def _refuse_free_text(self, completion: str, gold: str, example: Example) -> str:
         """Why a free-text completion is refused before any answer is read from it, or ""."""
-        if len(completion) > self.max_completion_chars:
-            return f"completion longer than max_completion_chars={self.max_completion_chars}"
-        if self.reject_echo and _echoes_prompt(completion, gold, example):  # its last number is the prompt's
+        if len(completion) > self.spec.max_completion_chars:
+            return f"completion longer than max_completion_chars={self.spec.max_completion_chars}"
+        if self.spec.reject_echo and _echoes_prompt(completion, gold, example):  # its last number is the prompt's
             return "the completion only echoes the prompt"
         boxes = {" ".join(b.split()) for b in boxed_contents(completion)}
         if len(boxes) > 1:
@@ -288,7 +260,7 @@ class MathGrader:
 
     def _grade_auto(self, completion: str, gold: str, example: Example) -> Grade:
         details: dict[str, Any] = {"extracted": None, "gold": gold[:200]}
-        result = self._bounded(extract_and_verify, (gold, completion, self.rel_tol), details)
+        result = self._bounded(extract_and_verify, (gold, completion, self.spec.rel_tol), details)
         if isinstance(result, Grade):
             return result
         answer = result.pop("extracted", None)
@@ -310,19 +282,19 @@ class MathGrader:
             return Grade(0.0, False, why, {"extracted": None})
         answer = found.canonical
         details: dict[str, Any] = {"extracted": answer, "gold": gold[:200]}
-        if found.end - found.start > self.max_answer_chars:
-            return Grade(0.0, False, f"answer longer than {self.max_answer_chars} characters", details)
+        if found.end - found.start > self.spec.max_answer_chars:
+            return Grade(0.0, False, f"answer longer than {self.spec.max_answer_chars} characters", details)
         gold_number = plain_number(gold)
         if gold_number is None:  # "\frac{1}{2}", "3/4": math-verify compares, in the bounded child
-            result = self._bounded(parse_and_verify, (gold, answer, self.rel_tol), details)
+            result = self._bounded(parse_and_verify, (gold, answer, self.spec.rel_tol), details)
             return result if isinstance(result, Grade) else self._verdict(result, answer, gold, details)
-        ok = numbers_equal(found, gold_number, self.rel_tol)
+        ok = numbers_equal(found, gold_number, self.spec.rel_tol)
         return Grade(float(ok), ok, f"{answer} {'equals' if ok else 'differs from'} gold {gold[:60]}", details)
 
     def _bounded(self, fn: Any, args: tuple[Any, ...], details: dict[str, Any]) -> dict[str, Any] | Grade:
         """``fn(*args)`` in the bounded child, or the Grade that says why it stopped."""
         try:
-            return call_bounded(fn, args, self.timeout_s, self.memory_mb)
+            return call_bounded(fn, args, self.spec.timeout_s, self.spec.memory_mb)
         except BoundExceeded as e:
             kind = "Timeout" if e.timeout else "BoundExceeded"
             return Grade(0.0, False, f"math check stopped: {e}", {**details, "error": kind, "timeout": e.timeout})

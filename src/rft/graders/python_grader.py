@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rft.data import Example
+from rft.grader_specs import PythonSpec
 from rft.graders.base import Grade, SpecError
-from rft.graders.specs import OPENAI_PASSIVE_KEYS, SpecReader
 from rft.graders.templates import strict_json_loads
 
 
@@ -88,31 +88,23 @@ def _number(value: Any) -> float | str:
 
 @dataclass(frozen=True)
 class PythonGrader:
+    spec: PythonSpec
     fn: Callable[..., Any]
-    batch_style: bool
-    pass_threshold: float | None = None
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "PythonGrader":
-        r = SpecReader.open(spec, "python", ["source", "file", "function", "pass_threshold", *OPENAI_PASSIVE_KEYS])
-        given = [k for k in ("source", "file", "function") if r.has(k)]
-        if len(given) != 1:
-            raise SpecError(
-                f"python grader: give exactly one of 'source' (inline grade(sample, item)), 'file' (a .py defining it) "
-                f"or 'function' (TRL-style 'module:function'); got {given or 'none'}"
-            )
-        threshold = r.number("pass_threshold", None)
-        if given[0] == "function":
-            return cls(load_callable(r.text("function")), True, threshold)
-        if given[0] == "source":
-            return cls(_grade_from_source(r.text("source"), "<source>"), False, threshold)
-        path = Path(r.text("file"))
+    def from_spec(cls, spec: PythonSpec) -> "PythonGrader":
+        if spec.function is not None:
+            return cls(spec, load_callable(spec.function))
+        if spec.source is not None:
+            return cls(spec, _grade_from_source(spec.source, "<source>"))
+        path = Path(spec.file)  # type: ignore[arg-type]  # exactly one of the three is set
         if not path.is_file():
-            raise r.error("file", "no such file", "give the path of a .py file defining grade(sample, item)")
-        return cls(_grade_from_source(path.read_text(encoding="utf-8"), str(path)), False, threshold)
+            raise SpecError(f"python grader: field 'file' = {spec.file!r}: no such file; "
+                            "give the path of a .py file defining grade(sample, item)")
+        return cls(spec, _grade_from_source(path.read_text(encoding="utf-8"), str(path)))
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        if self.batch_style:
+        if self.spec.function is not None:  # TRL's batch style
             columns = {k: [v] for k, v in example.fields.items() if k not in ("prompts", "completions")}
             out = self.fn(prompts=[example.prompt], completions=[completion], **columns)
             if not isinstance(out, (list, tuple)) or len(out) != 1:
@@ -130,5 +122,6 @@ class PythonGrader:
             value = _number(self.fn({"output_text": completion, "output_json": parsed}, item))
         if isinstance(value, str):
             return Grade(0.0, False, f"grader {value}", {"error": "BadReturn"})
-        passed = None if self.pass_threshold is None else value >= self.pass_threshold
+        threshold = self.spec.pass_threshold
+        passed = None if threshold is None else value >= threshold
         return Grade(value, passed, f"python grader returned {value:.4g}", {})

@@ -1,15 +1,24 @@
 """Grader registry: an explicit dict from spec ``type`` to a builder. No implicit discovery.
 
+``build(spec_dict)`` validates the dict into its typed spec (``rft.grader_specs.parse_spec``: a bad
+field is a :class:`SpecError` naming field, value and fix), then calls the type's builder, which
+makes the checks that need IO (a python grader's file, an sql database, the code sandbox).
+:func:`check_specs` builds a default spec and every distinct spec the rows carry, once each, so a
+bad one is named (with its row) before any work starts.
+
 Each module imports only light dependencies at import time (SymPy and math-verify load inside the
 bounded child that uses them), so importing the registry stays cheap.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import json
+from typing import Any, Callable, Iterable
 
+from rft.data import Example
+from rft.grader_specs import GraderSpec, SpecError, parse_spec
 from rft.graders.arithmetic import ArithmeticGrader
-from rft.graders.base import Grader, SpecError
+from rft.graders.base import Grader
 from rft.graders.code import CodeGrader
 from rft.graders.format import FormatGrader
 from rft.graders.json_schema import JsonSchemaGrader
@@ -22,29 +31,50 @@ from rft.graders.sql import SqlGrader
 from rft.graders.string import RegexGrader, StringCheckGrader
 from rft.graders.text_similarity import TextSimilarityGrader
 
-BUILDERS: dict[str, Callable[[dict[str, Any]], Grader]] = {
-    "arithmetic": ArithmeticGrader.from_spec,
-    "math": MathGrader.from_spec,
+BUILDERS: dict[str, Callable[[Any], Grader]] = {
+    "arithmetic": ArithmeticGrader,
+    "math": MathGrader,
     "code": CodeGrader.from_spec,
     "string_check": StringCheckGrader.from_spec,
     "regex": RegexGrader.from_spec,
     "text_similarity": TextSimilarityGrader.from_spec,
-    "json_schema": JsonSchemaGrader.from_spec,
+    "json_schema": JsonSchemaGrader,
     "sql": SqlGrader.from_spec,
-    "logic": LogicGrader.from_spec,
-    "format": FormatGrader.from_spec,
-    "overlong": OverlongGrader.from_spec,
-    "repetition": RepetitionGrader.from_spec,
-    "multi": lambda spec: MultiGrader.from_spec(spec, build),  # sub-specs are built by this registry
+    "logic": LogicGrader,
+    "format": FormatGrader,
+    "overlong": OverlongGrader,
+    "repetition": RepetitionGrader,
+    "multi": lambda spec: MultiGrader.from_spec(spec, build_spec),  # sub-specs are built by this registry
     "python": PythonGrader.from_spec,
 }
 
 
 def build(spec: dict[str, Any]) -> Grader:
     """Build a grader from its spec dict, e.g. ``{"type": "math"}``."""
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise SpecError(f"a grader spec must be an object with a 'type' field, got {spec!r}")
-    kind = spec["type"]
-    if kind not in BUILDERS:
-        raise SpecError(f"unknown grader type {kind!r}; choose one of {sorted(BUILDERS)}")
-    return BUILDERS[kind](spec)
+    return build_spec(parse_spec(spec))
+
+
+def build_spec(spec: GraderSpec) -> Grader:
+    """Build a grader from its typed spec."""
+    return BUILDERS[spec.type](spec)
+
+
+def check_specs(default: dict[str, Any] | None, examples: Iterable[Example], flag: str = "--grader") -> None:
+    """Build ``default`` (when given) and each distinct spec of ``examples`` once. A bad one raises
+    :class:`SpecError` naming where it is: ``"<flag>: ..."`` for the default, ``"<file>:<line>: field
+    'grader': ..."`` for a row's own."""
+    if default is not None:
+        try:
+            build(default)
+        except SpecError as e:
+            raise SpecError(f"{flag}: {e}") from None
+    seen: set[str] = set()
+    for example in examples:
+        key = json.dumps(example.grader, sort_keys=True, default=str)
+        if example.grader is None or key in seen:
+            continue
+        seen.add(key)
+        try:
+            build(example.grader)
+        except SpecError as e:
+            raise SpecError(f"{example.where or example.id}: field 'grader': {e}") from None

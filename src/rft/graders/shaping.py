@@ -28,72 +28,43 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from rft.data import Example
-from rft.graders.base import Grade, SpecError
-from rft.graders.specs import SpecReader
+from rft.grader_specs import OverlongSpec, RepetitionSpec
+from rft.graders.base import Grade
 
 
 @dataclass(frozen=True)
 class OverlongGrader:
-    max_length: int
-    cache_length: int
-    unit: str = "chars"
-    chars_per_token: float = 4.0
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "OverlongGrader":
-        r = SpecReader.open(spec, "overlong", ["max_length", "cache_length", "unit", "chars_per_token", "name"])
-        for key in ("max_length", "cache_length"):
-            if key not in spec:
-                raise SpecError(f"overlong grader: missing field '{key}'; e.g. max_length: 1024, cache_length: 256")
-        max_length, cache_length = r.integer("max_length", 0, lo=1), r.integer("cache_length", 0, lo=1)
-        if cache_length > max_length:
-            raise r.error("cache_length", f"larger than max_length ({max_length})", "use a buffer no longer than max_length")
-        return cls(
-            max_length=max_length,
-            cache_length=cache_length,
-            unit=r.choice("unit", "chars", ["chars", "tokens"]),
-            chars_per_token=float(r.number("chars_per_token", 4.0, lo=0.1, hi=100) or 4.0),
-        )
+    spec: OverlongSpec
 
     def length(self, completion: str) -> int:
-        if self.unit == "chars":
+        if self.spec.unit == "chars":
             return len(completion)
-        return math.ceil(len(completion) / self.chars_per_token)
+        return math.ceil(len(completion) / self.spec.chars_per_token)
 
     def __call__(self, completion: str, example: Example) -> Grade:
         n = self.length(completion)
-        soft_start = self.max_length - self.cache_length
+        soft_start = self.spec.max_length - self.spec.cache_length
         if n <= soft_start:
             score = 0.0
-        elif n <= self.max_length:
-            score = (soft_start - n) / self.cache_length
+        elif n <= self.spec.max_length:
+            score = (soft_start - n) / self.spec.cache_length
         else:
             score = -1.0
-        return Grade(score, None, f"length {n} {self.unit}: penalty {score:.3f}", {"length": n, "unit": self.unit})
+        return Grade(score, None, f"length {n} {self.spec.unit}: penalty {score:.3f}", {"length": n, "unit": self.spec.unit})
 
 
 @dataclass(frozen=True)
 class RepetitionGrader:
-    ngram_size: int = 3
-    max_penalty: float = -1.0
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "RepetitionGrader":
-        r = SpecReader.open(spec, "repetition", ["ngram_size", "max_penalty", "name"])
-        return cls(
-            ngram_size=r.integer("ngram_size", 3, lo=1, hi=100),
-            max_penalty=float(r.number("max_penalty", -1.0, lo=-1.0, hi=0.0)),  # type: ignore[arg-type]
-        )
+    spec: RepetitionSpec
 
     def __call__(self, completion: str, example: Example) -> Grade:
         words = completion.lower().split()
-        n = self.ngram_size
+        n = self.spec.ngram_size
         grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
         if not grams:
             return Grade(0.0, None, f"fewer than {n} words: no penalty", {"repeated_fraction": 0.0})
         repeated = 1 - len(set(grams)) / len(grams)
-        score = self.max_penalty * repeated or 0.0  # no "-0.0" in logs
+        score = self.spec.max_penalty * repeated or 0.0  # no "-0.0" in logs
         return Grade(score, None, f"{repeated:.1%} of {n}-grams repeated: penalty {score:.3f}", {"repeated_fraction": repeated})

@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from rft.data import Example
-from rft.graders.base import Grade
-from rft.graders.specs import SpecReader
+from rft.grader_specs import SqlSpec
+from rft.graders.base import Grade, SpecError
 
 _ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 _DENIED_FUNCTIONS = {
@@ -161,44 +161,29 @@ def results_equal(gold: list[tuple[Any, ...]], cand: list[tuple[Any, ...]], comp
 
 @dataclass
 class SqlGrader:
-    db_field: str = "db"
-    gold_field: str = "gold_sql"
-    database: str | None = None
-    compare: str = "multiset"
-    ignore_column_order: bool = False
-    max_rows: int = 10_000
-    max_steps: int = 5_000_000
-    timeout_s: float = 2.0
+    spec: SqlSpec
     _conns: dict[str, sqlite3.Connection] = field(default_factory=dict, repr=False)
     _gold: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "SqlGrader":
-        r = SpecReader.open(
-            spec, "sql",
-            ["db_field", "gold_field", "database", "compare", "ignore_column_order", "max_rows", "max_steps", "timeout_s"],
-        )
-        database = r.optional_text("database")
-        if database is not None and not Path(database).is_file():
-            raise r.error("database", "no such file", "give the path of an SQLite database file")
-        return cls(
-            db_field=r.text("db_field", "db"),
-            gold_field=r.text("gold_field", "gold_sql"),
-            database=database,
-            compare=r.choice("compare", "multiset", ["multiset", "set"]),
-            ignore_column_order=r.flag("ignore_column_order", False),
-            max_rows=r.integer("max_rows", 10_000, lo=1),
-            max_steps=r.integer("max_steps", 5_000_000, lo=_STEP),
-            timeout_s=float(r.number("timeout_s", 2.0, lo=0.01, hi=600) or 2.0),
-        )
+    def from_spec(cls, spec: SqlSpec) -> "SqlGrader":
+        if spec.database is not None and not Path(spec.database).is_file():
+            raise SpecError(f"sql grader: field 'database' = {spec.database!r}: no such file; "
+                            "give the path of an SQLite database file")
+        return cls(spec)
+
+    @property
+    def timeout_s(self) -> float:
+        """A query's wall clock; the pool reads it as this grader's own bound."""
+        return self.spec.timeout_s
 
     def _db_path(self, example: Example) -> Path | str:
-        raw = self.database if self.database is not None else example.get(self.db_field)
+        raw = self.spec.database if self.spec.database is not None else example.get(self.spec.db_field)
         if not isinstance(raw, str) or not raw:
-            return f"example has no '{self.db_field}' field (path of an SQLite file)"
+            return f"example has no '{self.spec.db_field}' field (path of an SQLite file)"
         path = Path(raw)
-        if not path.is_absolute() and example.base_dir is not None and self.database is None:
+        if not path.is_absolute() and example.base_dir is not None and self.spec.database is None:
             path = Path(example.base_dir) / path
         return path if path.is_file() else f"database {str(path)!r} does not exist"
 
@@ -206,7 +191,7 @@ class SqlGrader:
         key = str(path.resolve())
         if key not in self._conns:
             self._conns[key] = open_read_only(path)
-        return run_query(self._conns[key], sql, self.max_rows, self.max_steps, self.timeout_s)
+        return run_query(self._conns[key], sql, self.spec.max_rows, self.spec.max_steps, self.spec.timeout_s)
 
     def _gold_rows(self, path: Path, gold_sql: str) -> list[tuple[Any, ...]] | str:
         key = (str(path), gold_sql)
@@ -230,11 +215,11 @@ class SqlGrader:
             return self._run(path, sql)
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        path, gold_sql = self._db_path(example), example.get(self.gold_field)
+        path, gold_sql = self._db_path(example), example.get(self.spec.gold_field)
         if isinstance(path, str):
             return Grade(0.0, None, path, {"skipped": True})
         if not isinstance(gold_sql, str) or not gold_sql.strip():
-            return Grade(0.0, None, f"example has no '{self.gold_field}' field", {"skipped": True})
+            return Grade(0.0, None, f"example has no '{self.spec.gold_field}' field", {"skipped": True})
         sql, why = extract_sql(completion)
         if sql is None:
             return Grade(0.0, False, why, {})
@@ -246,8 +231,8 @@ class SqlGrader:
                 rows = self._run(path, sql)
             except QueryError as e:
                 return Grade(0.0, False, f"candidate {e}"[:300], {"query_error": True})
-        ordered = self.compare == "multiset" and has_order_by(gold_sql)
-        ok = results_equal(gold, rows, self.compare, ordered, self.ignore_column_order)
-        how = "ordered" if ordered else self.compare
+        ordered = self.spec.compare == "multiset" and has_order_by(gold_sql)
+        ok = results_equal(gold, rows, self.spec.compare, ordered, self.spec.ignore_column_order)
+        how = "ordered" if ordered else self.spec.compare
         reason = f"{len(rows)} rows {'match' if ok else 'differ from'} the gold's {len(gold)} ({how})"
         return Grade(float(ok), ok, reason, {"rows": len(rows), "gold_rows": len(gold), "comparison": how})

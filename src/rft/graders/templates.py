@@ -9,7 +9,8 @@ A template is a string with zero or more ``{{ path }}`` placeholders. Paths:
 
 A template that is exactly one placeholder renders to that value's text; strings stay as they are,
 anything else is written as compact JSON (``42``, ``true``, ``["a","b"]``). Paths are checked when
-the spec is built, so a typo such as ``{{ items.x }}`` is a :class:`SpecError`; a row missing the
+the spec loads (:func:`rft.grader_syntax.template_paths`), so a typo such as ``{{ items.x }}`` is a
+:class:`SpecError`; a row missing the
 field raises :class:`MissingField` at grade time (graders turn it into a skipped Grade).
 
 Not covered: Jinja filters, expressions, loops -- only plain dotted lookups.
@@ -18,15 +19,12 @@ Not covered: Jinja filters, expressions, loops -- only plain dotted lookups.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from rft.data import Example
+from rft.grader_syntax import PLACEHOLDER, template_paths
 from rft.graders.base import Grade, SpecError
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 
 
 class MissingField(LookupError):
@@ -83,23 +81,10 @@ class Template:
 
     @classmethod
     def parse(cls, source: str, kind: str, field: str) -> "Template":
-        paths = []
-        for match in _PLACEHOLDER.finditer(source):
-            path = match.group(1)
-            root = path.split(".", 1)[0]
-            ok = _PATH.fullmatch(path) and (
-                path == "sample.output_text"
-                or path == "sample.output_json"
-                or path.startswith("sample.output_json.")
-                or (root == "item" and "." in path)
-            )
-            if not ok:
-                raise SpecError(
-                    f"{kind} grader: field '{field}' = {source!r}: unsupported placeholder {{{{ {path} }}}}; "
-                    "use {{ sample.output_text }}, {{ sample.output_json.<key> }} or {{ item.<field> }}"
-                )
-            paths.append(path)
-        return cls(source, tuple(paths))
+        try:
+            return cls(source, template_paths(source))
+        except ValueError as e:
+            raise SpecError(f"{kind} grader: field '{field}' = {source!r}: {e}") from None
 
     @property
     def reads_item(self) -> bool:
@@ -119,10 +104,10 @@ class Template:
         return _lookup(row, keys[1:], path)
 
     def render(self, completion: str, example: Example) -> str:
-        whole = _PLACEHOLDER.fullmatch(self.source.strip())
+        whole = PLACEHOLDER.fullmatch(self.source.strip())
         if whole:
             return value_text(self.value(whole.group(1), completion, example))
-        return _PLACEHOLDER.sub(lambda m: value_text(self.value(m.group(1), completion, example)), self.source)
+        return PLACEHOLDER.sub(lambda m: value_text(self.value(m.group(1), completion, example)), self.source)
 
 
 def render_pair(

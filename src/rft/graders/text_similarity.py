@@ -29,14 +29,14 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import LCSseq
 
 from rft.data import Example
+from rft.grader_specs import TextSimilaritySpec
 from rft.graders.base import Grade
-from rft.graders.specs import OPENAI_PASSIVE_KEYS, SpecReader
 from rft.graders.templates import Template, render_pair
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -98,31 +98,21 @@ METRICS: dict[str, Callable[[str, str], float]] = {
 
 @dataclass(frozen=True)
 class TextSimilarityGrader:
+    spec: TextSimilaritySpec
     input: Template
     reference: Template
-    evaluation_metric: str = "fuzzy_match"
-    pass_threshold: float = 1.0
-    max_chars: int = 20_000
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "TextSimilarityGrader":
-        r = SpecReader.open(
-            spec, "text_similarity", ["input", "reference", "evaluation_metric", "pass_threshold", "max_chars", *OPENAI_PASSIVE_KEYS]
-        )
-        return cls(
-            input=Template.parse(r.text("input", "{{ sample.output_text }}"), "text_similarity", "input"),
-            reference=Template.parse(r.text("reference", "{{ item.answer }}"), "text_similarity", "reference"),
-            evaluation_metric=r.choice("evaluation_metric", "fuzzy_match", list(METRICS)),
-            pass_threshold=float(r.number("pass_threshold", 1.0, lo=0.0, hi=1.0)),  # type: ignore[arg-type]
-            max_chars=r.integer("max_chars", 20_000, lo=1),
-        )
+    def from_spec(cls, spec: TextSimilaritySpec) -> "TextSimilarityGrader":
+        return cls(spec, Template.parse(spec.input, spec.type, "input"),
+                   Template.parse(spec.reference, spec.type, "reference"))
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        rendered = render_pair(self.input, self.reference, completion, example, self.max_chars)
+        rendered = render_pair(self.input, self.reference, completion, example, self.spec.max_chars)
         if isinstance(rendered, Grade):
             return rendered
         text, ref = rendered
-        score = METRICS[self.evaluation_metric](text, ref)
-        ok = score >= self.pass_threshold
-        reason = f"{self.evaluation_metric} = {score:.3f} ({'>=' if ok else '<'} {self.pass_threshold:g})"
-        return Grade(score, ok, reason, {"metric": self.evaluation_metric})
+        score = METRICS[self.spec.evaluation_metric](text, ref)
+        ok = score >= self.spec.pass_threshold
+        reason = f"{self.spec.evaluation_metric} = {score:.3f} ({'>=' if ok else '<'} {self.spec.pass_threshold:g})"
+        return Grade(score, ok, reason, {"metric": self.spec.evaluation_metric})
