@@ -326,7 +326,7 @@ def test_retry_transcripts_are_laid_out_as_episodes_are(tok):
     bad, obs = runner.env.mistake(ex, ex.get("gold_sql"), random.Random(0))
     turn = tok(bad, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     assert ids == prompt + turn + runner.fmt.ids(obs, chat=False, turn_stopped=True)
-    assert "Error: no such" in tok.decode(ids[len(prompt):]) and ex.get("gold_sql") not in tok.decode(ids)
+    assert "<eos>\nError: " in tok.decode(ids[len(prompt):]) and ex.get("gold_sql") not in tok.decode(ids)
 
 
 def test_sql_multiturn_config_trains_end_to_end(tmp_path):

@@ -43,8 +43,8 @@ class CodeRetryEpisode:
         outcomes = grade.details.get("tests", [])
         if not outcomes:  # no program in the turn
             return f"Error: {grade.reason}"
-        tests = self.visible.get(self.env.grader.tests_field)
-        entry = str(self.example.get(self.env.grader.entry_point_field, "f"))
+        tests = self.visible.get(self.env.grader.spec.tests_field)
+        entry = str(self.example.get(self.env.grader.spec.entry_point_field, "f"))
         failing = [f"{_call(entry, t)}: {o['status']}" + (f", {o['message']}" if o.get("message") else "")
                    for t, o in zip(tests, outcomes) if o["status"] != "passed"]
         if not failing:
@@ -82,13 +82,13 @@ class CodeRetry:
         return None
 
     def reset(self, example: Example) -> CodeRetryEpisode:
-        if self.grader.mode != "function":
+        if self.grader.spec.mode != "function":
             raise ValueError("code_retry needs function-mode tests (a call to show per failing test)")
         n = example.get("visible_tests", self.visible_tests)
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"example {example.id!r}: how many tests the prompt shows is unknown; give the row a "
                              "'visible_tests' field or set environment.visible_tests")
-        tests = example.get(self.grader.tests_field) or []
-        visible = Example(example.id, example.prompt, {**example.fields, self.grader.tests_field: tests[:n]},
+        tests = example.get(self.grader.spec.tests_field) or []
+        visible = Example(example.id, example.prompt, {**example.fields, self.grader.spec.tests_field: tests[:n]},
                           example.grader, example.base_dir)
         return CodeRetryEpisode(self, example, visible)
