@@ -28,7 +28,6 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from rft.data import Example
-from rft.envs.base import SingleTurn
 from rft.envs.episodes import EpisodeRunner, with_own_grades
 from rft.graders.base import Grade, passed_of
 from rft.graders.pool import GraderPool
@@ -109,7 +108,7 @@ def evaluate(
 ) -> EvalResult:
     """Greedy pass@1 (one episode per example with ``episodes``; one completion without)."""
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
-    runner = episodes or EpisodeRunner.of(SingleTurn(), tokenizer)
+    runner = episodes or EpisodeRunner.single_turn()
     done: list[Completion] = []
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
@@ -152,7 +151,7 @@ def sampled_pass_at_k(
     majority, all_same, total, best = 0, 0, 0.0, float("-inf")
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
-        runner = episodes or EpisodeRunner.of(SingleTurn(), tokenizer)
+        runner = episodes or EpisodeRunner.single_turn()
         groups = runner.run(engine, chunk, [encode_prompt(tokenizer, e) for e in chunk], k, params, generator=generator)
         done = [c for g in groups for c in g]
         texts = [c.text for c in done]

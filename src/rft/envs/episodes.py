@@ -30,7 +30,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from rft.data import Example
-from rft.envs.base import Environment, Episode
+from rft.envs.base import Environment, Episode, SingleTurn
 from rft.graders.base import Grade, passed_of
 from rft.rollout.base import END_REASONS, Completion, EpisodeRecord, Message, RolloutEngine, SamplingParams
 
@@ -40,9 +40,9 @@ _A, _O = "\x00RFT-A\x00", "\x00RFT-O\x00"  # sentinels located in a rendered cha
 class ObservationFormat:
     """Token ids that put an observation in the context after a model turn, per prompt kind."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, cue: str = "") -> None:
-        self.tokenizer, self.cue = tokenizer, cue
-        self.eos_id = tokenizer.eos_token_id
+    def __init__(self, tokenizer: PreTrainedTokenizerBase | None, cue: str = "") -> None:
+        self.tokenizer, self.cue = tokenizer, cue  # None: episodes never get an observation (one turn)
+        self.eos_id = getattr(tokenizer, "eos_token_id", None)
         self._chat: tuple[str, str] | None = None
 
     def _chat_wrap(self) -> tuple[str, str]:
@@ -119,8 +119,13 @@ class EpisodeRunner:
     workers: int = 8  # threads that call the environment's steps (its queries, its sandboxed tests)
 
     @classmethod
-    def of(cls, env: Environment, tokenizer: PreTrainedTokenizerBase) -> "EpisodeRunner":
+    def of(cls, env: Environment, tokenizer: PreTrainedTokenizerBase | None) -> "EpisodeRunner":
         return cls(env, ObservationFormat(tokenizer, getattr(env, "cue", "")))
+
+    @classmethod
+    def single_turn(cls) -> "EpisodeRunner":
+        """One completion per episode, graded once: what every caller without an environment samples through."""
+        return cls.of(SingleTurn(), None)
 
     def run(self, engine: RolloutEngine, examples: list[Example], prompts: list[list[int]], n: int,
             params: SamplingParams, seeds: list[int] | None = None,

@@ -29,7 +29,7 @@ not the graders' work that overlapped the loop's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from rft.config import GRPOConfig
@@ -89,7 +89,7 @@ class GroupSampler:
     grpo: GRPOConfig
     seed: int
     dist: Dist
-    episodes: EpisodeRunner
+    episodes: EpisodeRunner = field(default_factory=EpisodeRunner.single_turn)
 
     def rollout(self, step: int, times: dict[str, float]) -> Rollout:
         want = self.grpo.prompts_per_step

@@ -142,10 +142,14 @@ def build_panels(runs: list[RunRecords]) -> list[Panel]:
     return panels
 
 
+# Panels of multi-turn runs only: a single-turn run's report does not list them as missing.
+_EPISODE_PANELS = {"episodes", "val_episodes", "episode_tokens", "episode_end"}
+
+
 def missing_panels(panels: list[Panel]) -> list[str]:
     """Titles of the plots no run had data for (e.g. KL when ``grpo.beta`` is 0)."""
     have = {p.key for p in panels}
-    return [title for key, title, *_ in _PANELS if key not in have]
+    return [title for key, title, *_ in _PANELS if key not in have and key not in _EPISODE_PANELS]
 
 
 _STYLES = ["-", "--", ":", "-."]
