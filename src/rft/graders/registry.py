@@ -21,6 +21,7 @@ from rft.graders.shaping import OverlongGrader, RepetitionGrader
 from rft.graders.sql import SqlGrader
 from rft.graders.string import RegexGrader, StringCheckGrader
 from rft.graders.text_similarity import TextSimilarityGrader
+from rft.graders.verifiers_grader import VerifiersGrader
 
 BUILDERS: dict[str, Callable[[dict[str, Any]], Grader]] = {
     "arithmetic": ArithmeticGrader.from_spec,
@@ -37,6 +38,7 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], Grader]] = {
     "repetition": RepetitionGrader.from_spec,
     "multi": lambda spec: MultiGrader.from_spec(spec, build),  # sub-specs are built by this registry
     "python": PythonGrader.from_spec,
+    "verifiers": VerifiersGrader.from_spec,  # imports verifiers only when such a spec is built
 }
 
 
