@@ -29,7 +29,7 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("session", ["rft.session"]),
     ("loop", ["rft.grpo.train"]),
     ("commands", ["rft.sft", "rft.demo", "rft.doctor", "rft.audit", "rft.grade", "rft.eval_command", "rft.export",
-                  "rft.audit_episodes"]),
+                  "rft.audit_episodes", "rft.openai_job"]),
     ("cli", ["rft.cli"]),
 ]
 

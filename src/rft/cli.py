@@ -34,6 +34,12 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                    help="override a config field, e.g. --set grpo.beta=0.04 (repeatable)")
 
 
+def _openai_job_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--openai-job", metavar="JOB_JSON", help="instead of CONFIG: the JSON body of an OpenAI "
+                   "fine-tuning job (method.type reinforcement); mapped onto rft's config, --set applies on top, "
+                   "what is ignored or approximated is printed (docs/integrations/openai_jobs.md)")
+
+
 def cmd_init_model(args: argparse.Namespace) -> int:
     from rft.models.presets import PresetError, convert_gguf, init_preset, preset_note
     from rft.models.tiny import init_tiny_model
@@ -53,11 +59,29 @@ def cmd_init_model(args: argparse.Namespace) -> int:
 
 
 
+def _openai_job_config(args: argparse.Namespace, stream: Any) -> Any:
+    """The config of ``--openai-job``: its notes on stderr, the resolved YAML on ``stream``."""
+    from rft.config import ConfigError
+    from rft.openai_job import plan_job
+
+    if args.config is not None or getattr(args, "resume", None):
+        raise ConfigError("--openai-job replaces the config file: give one or the other (and start a new run; "
+                          "--resume reads the run's own config.yaml)")
+    plan = plan_job(args.openai_job, args.overrides)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(plan.config.to_yaml(), end="", file=stream, flush=True)
+    return plan.config
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from rft.config import load_config
 
     if args.graders is not None:
         print(grader_fields(args.graders), end="")
+        return 0
+    if args.openai_job:
+        _openai_job_config(args, sys.stdout)
         return 0
     print(load_config(args.config, args.overrides).to_yaml(), end="")
     return 0
@@ -127,7 +151,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rft.runs import RunDir
 
     console = Console(args.quiet, json_lines=args.json)
-    if args.resume:
+    if args.openai_job:
+        cfg = _openai_job_config(args, sys.stderr if args.json else sys.stdout)  # --json: stdout is for records
+        result = train(cfg, overwrite=args.overwrite, console=console)
+    elif args.resume:
         run = RunDir(args.resume)
         if not run.config_path.is_file():
             raise FileNotFoundError(f"--resume {args.resume}: no config.yaml there; pass a run directory")
@@ -253,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--graders", nargs="*", metavar="TYPE", help="print the spec fields (type, range, default, "
                    "description) of every grader type, or of the types named, instead of the config")
+    _openai_job_arg(p)
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("sft", help="supervised warm start; writes runs/NAME-sft/model")
@@ -263,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="GRPO training; writes runs/NAME")
     _config_args(p)
+    _openai_job_arg(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true")

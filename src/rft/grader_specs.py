@@ -339,9 +339,20 @@ class PythonSpec(OpenAIKeys):
         return self
 
 
+class VerifiersSpec(Spec):
+    """score = sum of a verifiers environment's rewards times its rubric's weights, scored offline"""
+
+    type: Literal["verifiers"] = "verifiers"
+    environment: Text = Field(description="a .py file, an environment package or project directory, or an "
+                              "installed environment's name (load_environment / a v1 Taskset)")
+    args: dict[str, Any] = Field(default_factory=dict, description="load_environment(**args), or the taskset's config")
+    pass_threshold: FiniteFloat | None = Field(None, description="passed = score >= this; null: full marks pass")
+    timeout_s: Seconds = Field(30.0, description="wall clock of one grade's rewards")
+
+
 GraderSpec = Annotated[
     Union[ArithmeticSpec, MathSpec, CodeSpec, StringCheckSpec, RegexSpec, TextSimilaritySpec, JsonSchemaSpec,
-          SqlSpec, LogicSpec, FormatSpec, OverlongSpec, RepetitionSpec, MultiSpec, PythonSpec],
+          SqlSpec, LogicSpec, FormatSpec, OverlongSpec, RepetitionSpec, MultiSpec, PythonSpec, VerifiersSpec],
     Field(discriminator="type"),
 ]
 MultiSpec.model_rebuild()

@@ -30,6 +30,7 @@ from rft.graders.shaping import OverlongGrader, RepetitionGrader
 from rft.graders.sql import SqlGrader
 from rft.graders.string import RegexGrader, StringCheckGrader
 from rft.graders.text_similarity import TextSimilarityGrader
+from rft.graders.verifiers_grader import VerifiersGrader
 
 BUILDERS: dict[str, Callable[[Any], Grader]] = {
     "arithmetic": ArithmeticGrader,
@@ -46,6 +47,7 @@ BUILDERS: dict[str, Callable[[Any], Grader]] = {
     "repetition": RepetitionGrader,
     "multi": lambda spec: MultiGrader.from_spec(spec, build_spec),  # sub-specs are built by this registry
     "python": PythonGrader.from_spec,
+    "verifiers": VerifiersGrader.from_spec,  # imports verifiers only when such a spec is built
 }
 
 
