@@ -27,18 +27,16 @@ system message of the data).
 from __future__ import annotations
 
 import ast
-import importlib
-import importlib.util
 import inspect
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from rft.data import Example
 from rft.envs.base import EpisodeLimits
 from rft.graders.base import Grade
+from rft.graders.python_grader import load_callable
 
 _JSON_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 _TEXT_CALL = re.compile(r"^\s*CALL\s+([A-Za-z_]\w*)\((.*)\)\s*$", re.MULTILINE)
@@ -89,26 +87,6 @@ def public_tools(instance: Any) -> dict[str, Callable[..., Any]]:
     """The environment's tools: its public methods other than reset and get_reward."""
     return {name: getattr(instance, name) for name, member in inspect.getmembers(type(instance), inspect.isfunction)
             if not name.startswith("_") and name not in _RESERVED}
-
-
-def load_factory(ref: str) -> type:
-    """The class named by 'package.module:Class' or 'path/to/file.py:Class'."""
-    where, sep, name = ref.rpartition(":")
-    if not sep or not where or not name:
-        raise ValueError(f"environment.factory {ref!r}: write 'package.module:Class' or 'path/to/file.py:Class'")
-    if where.endswith(".py"):
-        path = Path(where)
-        if not path.is_file():
-            raise ValueError(f"environment.factory {ref!r}: no such file {path}")
-        spec = importlib.util.spec_from_file_location(f"rft_env_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    else:
-        module = importlib.import_module(where)
-    cls = getattr(module, name, None)
-    if not callable(cls):
-        raise ValueError(f"environment.factory {ref!r}: {where} has no class {name!r}")
-    return cls
 
 
 @dataclass
@@ -166,7 +144,7 @@ class TrlEnvironment:
 
     @classmethod
     def load(cls, ref: str, limits: EpisodeLimits, tool_format: str = "auto") -> "TrlEnvironment":
-        return cls(load_factory(ref), limits, tool_format)
+        return cls(load_callable(ref, "environment.factory"), limits, tool_format)
 
     def reset(self, example: Example) -> TrlEpisode:
         instance = self.factory()

@@ -38,17 +38,18 @@ from rft.graders.base import Grade, SpecError
 from rft.graders.templates import strict_json_loads
 
 
-def load_callable(ref: str, kind: str = "python") -> Callable[..., Any]:
-    """``pkg.module:fn`` or ``path/to/file.py:fn`` -> the function; SpecError names what is wrong."""
+def load_callable(ref: str, where: str = "python grader: field 'function'") -> Callable[..., Any]:
+    """``pkg.module:name`` or ``path/to/file.py:name`` -> the function (or class); SpecError names what is
+    wrong, after ``where`` (the field it came from)."""
     target, sep, name = ref.rpartition(":")
     if not sep or not target or not name.isidentifier():
-        raise SpecError(f"{kind} grader: field 'function' = {ref!r}: expected 'module:function' or 'file.py:function'")
+        raise SpecError(f"{where} = {ref!r}: expected 'module:name' or 'file.py:name'")
     try:
         if target.endswith(".py"):
             path = Path(target)
             if not path.is_file():
-                raise SpecError(f"{kind} grader: field 'function' = {ref!r}: no file {target!r}; check the path")
-            module_spec = importlib.util.spec_from_file_location(f"rft_user_reward_{path.stem}", path)
+                raise SpecError(f"{where} = {ref!r}: no file {target!r}; check the path")
+            module_spec = importlib.util.spec_from_file_location(f"rft_user_{path.stem}", path)
             module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
             module_spec.loader.exec_module(module)  # type: ignore[union-attr]
         else:
@@ -56,10 +57,10 @@ def load_callable(ref: str, kind: str = "python") -> Callable[..., Any]:
     except SpecError:
         raise
     except Exception as e:  # noqa: BLE001 - any import failure of user code is a spec error here
-        raise SpecError(f"{kind} grader: field 'function' = {ref!r}: importing failed ({type(e).__name__}: {e})") from None
+        raise SpecError(f"{where} = {ref!r}: importing failed ({type(e).__name__}: {e})") from None
     fn = getattr(module, name, None)
     if not callable(fn):
-        raise SpecError(f"{kind} grader: field 'function' = {ref!r}: {target} has no function {name!r}")
+        raise SpecError(f"{where} = {ref!r}: {target} has no function or class {name!r}")
     return fn
 
 
