@@ -17,6 +17,7 @@ from rft.graders.logic import LogicGrader
 from rft.graders.math import MathGrader
 from rft.graders.multi import MultiGrader
 from rft.graders.python_grader import PythonGrader
+from rft.graders.reasoning_gym import ReasoningGymGrader
 from rft.graders.shaping import OverlongGrader, RepetitionGrader
 from rft.graders.sql import SqlGrader
 from rft.graders.string import RegexGrader, StringCheckGrader
@@ -37,6 +38,7 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], Grader]] = {
     "repetition": RepetitionGrader.from_spec,
     "multi": lambda spec: MultiGrader.from_spec(spec, build),  # sub-specs are built by this registry
     "python": PythonGrader.from_spec,
+    "reasoning_gym": ReasoningGymGrader.from_spec,  # imports reasoning_gym only where it scores
 }
 
 
