@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -57,13 +57,12 @@ class ModelConfig(Strict):
 
 
 class TaskConfig(Strict):
-    """A built-in procedural task (``rft.tasks``). ``digits`` and ``ops`` apply to ``arithmetic`` and
-    ``word_problems``, ``sloppy_rate`` to ``arithmetic`` only: setting one of them to a non-default
-    value for another task is an error."""
+    """A built-in task (``rft.tasks``). A field that names its tasks (``digits`` and ``ops``: arithmetic
+    and word_problems; ``size``: reasoning_gym, which takes it instead of ``train_size``) set to a
+    non-default value for another task is an error."""
 
-    name: Literal["arithmetic", "word_problems", "sql", "json", "logic", "code"] = Field(
-        "arithmetic", description="the generator in rft.tasks.TASKS; each brings its own grader spec"
-    )
+    name: Literal["arithmetic", "word_problems", "sql", "json", "logic", "code", "reasoning_gym", "humaneval"] = Field(
+        "arithmetic", description="the generator in rft.tasks.TASKS; each brings its own grader spec")
     digits: int = Field(2, ge=1, le=6, description="digits per operand (arithmetic, word_problems)")
     ops: list[Literal["+", "-", "*"]] = Field(
         default_factory=lambda: ["+"], description="operators (arithmetic; word_problems takes + and -)"
@@ -77,16 +76,29 @@ class TaskConfig(Strict):
         None, ge=1,
         description="training examples; default: all remaining problems (arithmetic), up to 2000 (other tasks)",
     )
+    dataset: str | None = Field(None, description="reasoning_gym: the dataset's name, e.g. chain_sum (required)")
+    size: int | None = Field(None, ge=1, description="reasoning_gym: training entries generated (default 2000)")
+    config: dict[str, Any] = Field(default_factory=dict, description="reasoning_gym: the dataset's config, as "
+                                   "reasoning_gym.create_dataset takes it (size and seed are rft's)")
+    chat: bool = Field(True, description="reasoning_gym, humaneval: prompts as a chat user turn; false: plain text "
+                       "(models without a chat template, e.g. the embedded one)")
+    max_prompt_chars: int | None = Field(None, ge=1, description="reasoning_gym, humaneval: drop examples whose "
+                                         "prompt text is longer (a small context); default keep all")
 
     @model_validator(mode="after")
     def _arithmetic_fields_only_for_arithmetic(self) -> "TaskConfig":
+        rg, both = ("reasoning_gym",), ("reasoning_gym", "humaneval")
+        names = get_args(type(self).model_fields["name"].annotation)
         applies = {"digits": ("arithmetic", "word_problems"), "ops": ("arithmetic", "word_problems"),
-                   "sloppy_rate": ("arithmetic",)}
+                   "sloppy_rate": ("arithmetic",), "dataset": rg, "size": rg, "config": rg, "chat": both,
+                   "max_prompt_chars": both, "train_size": tuple(n for n in names if n not in rg)}
         for key, tasks in applies.items():
             default = type(self).model_fields[key].get_default(call_default_factory=True)
             if self.name not in tasks and getattr(self, key) != default:
                 raise ValueError(f"'{key}' applies only to the {' and '.join(tasks)} task(s), not to '{self.name}'; "
                                  f"remove data.task.{key}")
+        if self.name == "reasoning_gym" and not self.dataset:
+            raise ValueError("reasoning_gym needs data.task.dataset, a reasoning-gym dataset name, e.g. chain_sum")
         if self.name == "word_problems" and "*" in self.ops:
             raise ValueError("word_problems has '+' and '-' only; remove '*' from data.task.ops")
         return self
