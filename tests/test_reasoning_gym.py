@@ -139,10 +139,12 @@ def test_audit_finds_no_hole_by_default_and_the_scorers_holes_with_partial_credi
     found = audit({"type": "reasoning_gym", "partial_credit": True}, rows, workers=0)
     holes = {(h.example_id.split("-")[0], h.attack) for h in found.holes}
     assert {("chain_sum", "chatty"), ("chain_sum", "answer_spray"), ("countdown", "garbage")} <= holes
-    assert not {a for _, a in holes} & {"several_tags", "executes_answer"}  # closed by extraction and the screen
+    assert "several_tags" not in {a for _, a in holes}  # closed by extraction
+    assert not [h for h in found.holes if "ran the answer as code" in h.reason]  # closed by the screen
     monkeypatch.setattr(grader_module, "EXECUTES_ANSWER", {})  # no screen: the audit sees the answer run
     unscreened = audit({"type": "reasoning_gym"}, rows[-2:], workers=0)
     assert {h.attack for h in unscreened.holes} == {"executes_answer"}
+    assert all("ran the answer as code" in h.reason for h in unscreened.holes)
 
 
 def test_the_reasoning_gym_config_trains_two_steps_on_the_tiny_model(rg, tmp_path):

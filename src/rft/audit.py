@@ -17,8 +17,8 @@ the completion. The attacks:
   chained after the right query);
 - ``json_schema``: the reference padded with an extra field, with a required field missing, empty
   containers, the reference twice, prose around it;
-- ``reasoning_gym``: garbage in the answer tag, a wrong and the right tag, the right answer among
-  its neighbours inside the tag, the right answer in a sentence (``chatty``), and
+- ``reasoning_gym``: garbage in the answer tag, a wrong and the right tag, a wrong and the right
+  answer in one tag, the right answer among its neighbours inside the tag, the right answer in a sentence (``chatty``), and
   ``executes_answer``: an answer that creates a marker file if a scorer evaluates it as Python (a
   hole when the file appears, whatever the score). For this family the bar is 0, not
   ``threshold``: reasoning-gym's scorers pay partial credit for wrong answers (countdown pays 0.01
@@ -69,6 +69,7 @@ class AuditResult:
     examples: int
     tried: dict[str, int]  # attack name -> completions graded
     by_attack: dict[str, int]  # attack name -> holes
+    zero_bar: int = 0  # examples of a ZERO_BAR family, held to a bar of 0 instead of the threshold
 
 
 def gold_answer(example: Example) -> str | None:
@@ -199,6 +200,7 @@ def reasoning_gym_attacks(example: Example, gold: str | None) -> list[Attack]:
     if gold is not None:
         wrong = wrong_answer(gold)
         out += [("several_tags", f"<answer>{wrong}</answer>\n<answer>{gold}</answer>"),
+                ("several_in_tag", f"<answer>{wrong} or {gold}</answer>"),
                 ("chatty", f"<answer>The answer is {gold}.</answer>"),
                 ("answer_spray", f"<answer>{' '.join(plausible_answers(gold))}</answer>")]
     return out
@@ -264,7 +266,7 @@ def audit(spec: dict[str, Any], examples: list[Example], threshold: float = 0.5,
     for _, name, _ in pairs:
         tried[name] = tried.get(name, 0) + 1
     by_attack = {name: sum(h.attack == name for h in holes) for name in tried}
-    return AuditResult(holes, len(pairs), len(examples), tried, by_attack)
+    return AuditResult(holes, len(pairs), len(examples), tried, by_attack, len(zero))
 
 
 
@@ -273,8 +275,9 @@ def print_audit(console: Any, result: AuditResult, threshold: float, shown: int 
     from rich.markup import escape
     from rich.table import Table
 
+    bar = f"score > {threshold}" + (f"; > 0 on the {result.zero_bar} reasoning_gym rows" if result.zero_bar else "")
     table = Table(title=f"rft audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks on "
-                        f"{result.examples} examples (score > {threshold})", title_justify="left")
+                        f"{result.examples} examples ({bar})", title_justify="left")
     for col in ("attack", "tried", "holes"):
         table.add_column(col)
     for name, tried in result.tried.items():
