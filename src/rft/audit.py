@@ -16,7 +16,15 @@ the completion. The attacks:
 - ``sql``: statements that write (``DELETE``, ``DROP``, ``UPDATE``, ``INSERT``, ``CREATE``, a write
   chained after the right query);
 - ``json_schema``: the reference padded with an extra field, with a required field missing, empty
-  containers, the reference twice, prose around it.
+  containers, the reference twice, prose around it;
+- ``reasoning_gym``: garbage in the answer tag, a wrong and the right tag, a wrong and the right
+  answer in one tag, the right answer among its neighbours inside the tag, the right answer in a sentence (``chatty``), and
+  ``executes_answer``: an answer that creates a marker file if a scorer evaluates it as Python (a
+  hole when the file appears, whatever the score). For this family the bar is 0, not
+  ``threshold``: reasoning-gym's scorers pay partial credit for wrong answers (countdown pays 0.01
+  for garbage, most pay len(gold)/len(answer) for any answer containing the gold), so any reward for
+  a wrong answer is a hole; ``chatty`` is the right answer, so only partial credit for it is one (a
+  scorer that accepts the sentence is lenient, not fooled). Its gold is the row's bare ``answer``.
 
 The right answer comes from the row's ``solution``, ``answer``, ``reference`` or ``expected`` field
 (the first present); attacks that need it are skipped for rows without one. A ``multi`` grader gets
@@ -27,8 +35,11 @@ grader's source to find -- the library holds the known patterns, it proves nothi
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -58,6 +69,7 @@ class AuditResult:
     examples: int
     tried: dict[str, int]  # attack name -> completions graded
     by_attack: dict[str, int]  # attack name -> holes
+    zero_bar: int = 0  # examples of a ZERO_BAR family, held to a bar of 0 instead of the threshold
 
 
 def gold_answer(example: Example) -> str | None:
@@ -162,9 +174,49 @@ def json_attacks(example: Example, gold: str | None) -> list[Attack]:
     return out
 
 
+_MARKERS: list[str] = []  # the directory executes_answer markers go to, made on first use
+_MARKER_IDS = itertools.count()
+_MARKER = re.compile(r"open\('([^']+)', 'w'\)")
+
+
+def _marker(example: Example) -> str:
+    if not _MARKERS:
+        _MARKERS.append(tempfile.mkdtemp(prefix="rft-audit-"))
+    return os.path.join(_MARKERS[0], f"{next(_MARKER_IDS)}-" + re.sub(r"[^\w.-]", "_", example.id)[:60])
+
+
+def executed(text: str) -> bool:
+    """Whether the ``executes_answer`` attack ``text`` ran: its marker file exists (then removed)."""
+    m = _MARKER.search(text)
+    if m is None or not os.path.exists(m.group(1)):
+        return False
+    os.unlink(m.group(1))
+    return True
+
+
+def reasoning_gym_attacks(example: Example, gold: str | None) -> list[Attack]:
+    out: list[Attack] = [("garbage", "<answer>xyz</answer>"), ("garbage", "<answer>?</answer>"),
+                         ("executes_answer", f"<answer>open({_marker(example)!r}, 'w').close()</answer>")]
+    if gold is not None:
+        wrong = wrong_answer(gold)
+        out += [("several_tags", f"<answer>{wrong}</answer>\n<answer>{gold}</answer>"),
+                ("several_in_tag", f"<answer>{wrong} or {gold}</answer>"),
+                ("chatty", f"<answer>The answer is {gold}.</answer>"),
+                ("answer_spray", f"<answer>{' '.join(plausible_answers(gold))}</answer>")]
+    return out
+
+
 FAMILY_ATTACKS: dict[str, Callable[[Example, str | None], list[Attack]]] = {
-    "code": code_attacks, "sql": sql_attacks, "json_schema": json_attacks,
+    "code": code_attacks, "sql": sql_attacks, "json_schema": json_attacks, "reasoning_gym": reasoning_gym_attacks,
 }
+ZERO_BAR = ("reasoning_gym",)  # families whose attacks may earn nothing at all (see the module docstring)
+PARTIAL_ONLY = ("chatty",)  # ... except these right answers, which may earn full marks but not part of them
+
+
+def is_hole(score: float, name: str, zero_bar: bool, threshold: float) -> bool:
+    if not zero_bar:
+        return score > threshold
+    return 0.0 < score < 1.0 - 1e-9 if name in PARTIAL_ONLY else score > 0.0
 
 
 def families(spec: dict[str, Any]) -> list[str]:
@@ -177,7 +229,7 @@ def families(spec: dict[str, Any]) -> list[str]:
 
 def attacks_for(example: Example, spec: dict[str, Any]) -> list[Attack]:
     fams = families(example.grader or spec)
-    gold = gold_answer(example)
+    gold = example.get("answer") if "reasoning_gym" in fams else gold_answer(example)
     main = next((f for f in fams if f in ("code", "sql")), fams[0])
     out = generic_attacks(example, gold, main)
     for f in dict.fromkeys(fams):
@@ -203,13 +255,18 @@ def audit(spec: dict[str, Any], examples: list[Example], threshold: float = 0.5,
             chunk = pairs[i : i + AUDIT_CHUNK]
             grades += pool.grade([t for _, _, t in chunk], [e for e, _, _ in chunk])
             bar.update(len(chunk), holes=sum(g.score > threshold for g in grades))
-    holes = [Hole(e.id, name, g.score, g.reason, text if len(text) <= 300 else text[:297] + "...")
-             for (e, name, text), g in zip(pairs, grades) if g.score > threshold]
+    zero = {e.id for e in examples if set(families(e.grader or spec)) & set(ZERO_BAR)}
+    holes = []
+    for (e, name, text), g in zip(pairs, grades):
+        ran = name == "executes_answer" and executed(text)
+        if ran or is_hole(g.score, name, e.id in zero, threshold):
+            reason = "the grader ran the answer as code (its marker file appeared); " * ran + g.reason
+            holes.append(Hole(e.id, name, g.score, reason, text if len(text) <= 300 else text[:297] + "..."))
     tried: dict[str, int] = {}
     for _, name, _ in pairs:
         tried[name] = tried.get(name, 0) + 1
     by_attack = {name: sum(h.attack == name for h in holes) for name in tried}
-    return AuditResult(holes, len(pairs), len(examples), tried, by_attack)
+    return AuditResult(holes, len(pairs), len(examples), tried, by_attack, len(zero))
 
 
 
@@ -218,8 +275,9 @@ def print_audit(console: Any, result: AuditResult, threshold: float, shown: int 
     from rich.markup import escape
     from rich.table import Table
 
+    bar = f"score > {threshold}" + (f"; > 0 on the {result.zero_bar} reasoning_gym rows" if result.zero_bar else "")
     table = Table(title=f"rft audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks on "
-                        f"{result.examples} examples (score > {threshold})", title_justify="left")
+                        f"{result.examples} examples ({bar})", title_justify="left")
     for col in ("attack", "tried", "holes"):
         table.add_column(col)
     for name, tried in result.tried.items():

@@ -387,17 +387,37 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Sub-commands whose modules arrive with later features; registered when importable."""
     try:
-        from rft.grade import grade_command
+        from rft.grade import grade_command  # noqa: F401 - registered only when importable
     except ImportError:
         return
-    p = sub.add_parser("grade", help="grade completions with a grader spec (dry run, no model)")
-    p.add_argument("--grader", required=True, help="spec file (JSON/YAML) or inline JSON")
-    p.add_argument("--data", required=True, help="examples JSONL")
+    p = sub.add_parser("grade", help="grade completions with a grader spec (dry run, no model); or, with --task "
+                       "and --reference, a built-in task's own reference answers")
+    p.add_argument("--grader", help="spec file (JSON/YAML) or inline JSON")
+    p.add_argument("--data", help="examples JSONL")
     p.add_argument("--completions", help="parallel JSONL with a 'completion' field per line")
     p.add_argument("--out", help="write the grades as JSONL")
+    p.add_argument("--task", help="with --reference: a built-in task name, or a config file whose data.task is one")
+    p.add_argument("--reference", action="store_true", help="grade the task's reference answers (solution, else "
+                   "answer) as training grades; exit 1 when one fails")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --task: override a config field, e.g. --set data.task.dataset=chain_sum")
+    p.add_argument("--limit", type=int, help="with --task: grade only the first N references")
     p.add_argument("--workers", type=int, default=-1, help="grader worker processes (-1: one per core, 0: in-process)")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=lambda a: grade_command(a.grader, a.data, a.completions, a.out, a.workers, a.quiet))
+    p.set_defaults(func=_grade)
+
+
+def _grade(a: argparse.Namespace) -> int:
+    from rft.grade import grade_command, reference_command
+
+    if a.task is not None or a.reference:
+        if a.task is None or not a.reference or a.grader or a.data or a.completions or a.out:
+            raise SystemExit("rft grade: --task and --reference go together, without --grader, --data, "
+                             "--completions or --out")
+        return reference_command(a.task, a.overrides, a.limit, a.workers, a.quiet)
+    if a.grader is None or a.data is None:
+        raise SystemExit("rft grade: give --grader SPEC and --data FILE (or --task TASK --reference)")
+    return grade_command(a.grader, a.data, a.completions, a.out, a.workers, a.quiet)
 
 
 def main(argv: list[str] | None = None) -> int:

