@@ -390,3 +390,20 @@ def test_a_hanging_environment_step_ends_its_episode_at_the_timeout(tok):
     _, _, out = _run(tok, Sleepy(EpisodeLimits(max_turns=3, max_tokens=500, timeout_s=0.5)), ["ab", "cd"])
     assert time.monotonic() - t0 < 3.0  # not waited for
     assert all(c.episode.end == "timeout" and c.episode.turns == 1 for g in out for c in g)
+
+
+def test_an_episode_past_its_time_still_records_its_last_turn(tok):
+    """Sampling that used up the episode's time must not cut the environment's step short: the step
+    gets its grace, the turn is recorded, and the answer is that turn."""
+    env = Countdown(EpisodeLimits(max_turns=3, max_tokens=500, timeout_s=0.0))
+    _, _, out = _run(tok, env, ["done"])
+    rec = out[0][0].episode
+    assert rec.end == "answer" and out[0][0].text == "done"
+
+
+def test_single_turn_runs_have_no_episode_timeout():
+    from rft.config import config_from_dict
+    from rft.envs import episode_limits
+
+    assert episode_limits(config_from_dict({})).timeout_s is None
+    assert episode_limits(config_from_dict({"environment": {"type": "sql_retry"}})).timeout_s == 120.0

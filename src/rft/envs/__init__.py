@@ -11,7 +11,8 @@ from rft.envs.base import Environment, EpisodeLimits, SingleTurn
 def episode_limits(cfg: Config) -> EpisodeLimits:
     e = cfg.environment
     most = e.turns * cfg.sampling.max_new_tokens + (e.turns - 1) * e.max_observation_tokens
-    return EpisodeLimits(e.turns, e.max_tokens or most, e.timeout_s, e.max_observation_tokens)
+    timeout = e.timeout_s if e.type != "single" else None  # one turn: nothing to bound but the sampler itself
+    return EpisodeLimits(e.turns, e.max_tokens or most, timeout, e.max_observation_tokens)
 
 
 def build_environment(cfg: Config, grader_spec: dict[str, Any] | None) -> Environment:

@@ -35,6 +35,7 @@ from rft.graders.base import Grade, passed_of
 from rft.rollout.base import END_REASONS, Completion, EpisodeRecord, Message, RolloutEngine, SamplingParams
 
 _A, _O = "\x00RFT-A\x00", "\x00RFT-O\x00"  # sentinels located in a rendered chat template
+STEP_GRACE_S = 1.0  # the least time an environment step gets, even in an episode already past timeout_s
 
 
 class ObservationFormat:
@@ -205,7 +206,7 @@ def _steps(threads: ThreadPoolExecutor, runs: list[_Run], turns: list[Completion
     """Record each model turn and ask each episode's environment, in parallel threads; the
     observations, None where an episode ended. A step that outlives its episode's ``timeout_s``
     ends it (``end: timeout``); its thread is abandoned and its late answer ignored."""
-    futures = []
+    futures, submitted = [], time.monotonic()
     for run, turn in zip(runs, turns):
         run.add("assistant", turn.text, list(turn.token_ids))
         run.last_finish = turn.finish_reason
@@ -213,14 +214,17 @@ def _steps(threads: ThreadPoolExecutor, runs: list[_Run], turns: list[Completion
         futures.append(None if episode is None else threads.submit(episode.step, turn.text))
     out: list[str | None] = []
     for run, turn, future in zip(runs, turns, futures):
-        out.append(_observation(run, turn, future, timeout_s))
+        out.append(_observation(run, turn, future, timeout_s, submitted))
     return out
 
 
-def _observation(run: _Run, turn: Completion, future: Any, timeout_s: float | None) -> str | None:
+def _observation(run: _Run, turn: Completion, future: Any, timeout_s: float | None, submitted: float) -> str | None:
     if future is None:  # reset failed: the episode is already over
         return None
-    left = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - run.started))
+    # the episode's deadline, but at least STEP_GRACE_S after the steps went out (the waits overlap): an
+    # episode whose sampling used up its time still has its last turn recorded before it ends
+    deadline = None if timeout_s is None else max(run.started + timeout_s, submitted + STEP_GRACE_S)
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
     try:
         obs = future.result(timeout=left)
     except FutureTimeout:
