@@ -407,3 +407,16 @@ def test_single_turn_runs_have_no_episode_timeout():
 
     assert episode_limits(config_from_dict({})).timeout_s is None
     assert episode_limits(config_from_dict({"environment": {"type": "sql_retry"}})).timeout_s == 120.0
+
+
+def test_sql_retry_gives_a_repeated_failing_query_its_error_again():
+    """Repeating a query ends an episode only as a confirmation of shown rows (on_success: show)."""
+    from rft.config import TaskConfig
+    from rft.envs.sql_retry import SqlRetry
+    from rft.graders.registry import build
+    from rft.tasks.sql import make_sql
+
+    train, _, _ = make_sql(TaskConfig(name="sql", val_size=5, train_size=10), seed=0)
+    ep = SqlRetry(EpisodeLimits(max_turns=3), build({"type": "sql"})).reset(train[0])
+    assert ep.step("SELECT nme FROM emp").startswith("Error: ")
+    assert ep.step("SELECT nme FROM emp").startswith("Error: ")

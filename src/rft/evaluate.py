@@ -149,9 +149,9 @@ def sampled_pass_at_k(
     ks = sorted({2**i for i in range(k.bit_length()) if 2**i <= k} | {k})
     sums = dict.fromkeys(ks, 0.0)
     majority, all_same, total, best = 0, 0, 0.0, float("-inf")
+    runner = episodes or EpisodeRunner.single_turn()
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
-        runner = episodes or EpisodeRunner.single_turn()
         groups = runner.run(engine, chunk, [encode_prompt(tokenizer, e) for e in chunk], k, params, generator=generator)
         done = [c for g in groups for c in g]
         texts = [c.text for c in done]

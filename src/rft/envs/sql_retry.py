@@ -72,11 +72,12 @@ class SqlRetryEpisode:
 
     def step(self, turn: str) -> str | None:
         sql, why = extract_sql(turn)
-        repeated = bool(self.queries) and sql is not None and sql == self.queries[-1]
+        repeated = (self.env.on_success == "show" and bool(self.queries) and sql is not None
+                    and sql == self.queries[-1])
         self.queries.append(sql if sql is not None else turn)
         if sql is None:
             return f"Error: {why}"
-        if repeated:  # on_success: show -- the model confirmed its query
+        if repeated:  # the model confirmed the query whose rows it was shown
             return None
         try:
             rows = self.env.grader.query(self.example, sql)  # no database: ValueError, an environment error
