@@ -12,6 +12,8 @@ from rft.grpo.update import Batch, batch_logprobs, global_loss_norm, update_poli
 from rft.models.load import load_model, load_tokenizer
 from rft.optim import make_optimizer, make_scheduler
 
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
+
 G = 4
 ROUNDING = 4.8e-7  # the largest |ref - logp| measured at step 1 of a real run (policy == reference, float32)
 
