@@ -148,6 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rft.console import Console
     from rft.distributed import is_main_process
     from rft.grpo.train import train
+    from rft.report.attribution import attribution_lines
     from rft.runs import RunDir
 
     console = Console(args.quiet, json_lines=args.json)
@@ -161,7 +162,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(run.config_path, args.overrides)
         result = train(cfg, resume=args.resume, console=console)
     else:
-        result = train(load_config(args.config, args.overrides), overwrite=args.overwrite, console=console)
+        cfg = load_config(args.config, args.overrides)
+        result = train(cfg, overwrite=args.overwrite, console=console)
+    if args.control:  # the same run with rewards cut from completions: what the grader explains
+        from rft.grpo.control import control_config
+        control = train(control_config(cfg, args.control), overwrite=args.overwrite, console=console).run_dir
     if not is_main_process():  # under torchrun rank 0 alone reports
         return 0
     console.table("rft train", [
@@ -172,6 +177,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         ("run directory", str(result.run_dir)),
     ])
     _end_of_run_report(result.run_dir, console)
+    if args.control:
+        print("\n".join(attribution_lines(result.run_dir, control)))
     return 0
 
 
@@ -223,9 +230,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from rft.report.attribution import attribution_lines, is_control
     from rft.report.html import write_report
 
     print(f"wrote {write_report(args.run_dirs, args.out)}")
+    if len(args.run_dirs) == 2 and is_control(args.run_dirs[1]):  # REAL CONTROL: what the grader explains
+        print("\n".join(attribution_lines(*args.run_dirs)))
     return 0
 
 
@@ -296,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true", help="print one JSON line per metric record (for machines)")
+    p.add_argument("--control", nargs="?", const="shuffled", choices=["shuffled", "random"], help="then train "
+                   "a control arm (NAME-control-MODE) and say how much of the held-out gain the grader explains")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("report", help="write report.html (plots, alerts, samples, config); several runs overlay")

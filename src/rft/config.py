@@ -192,6 +192,11 @@ class GRPOConfig(Strict):
         3, ge=0, description="extra sampling rounds per step with dynamic_sampling; a batch still short after them "
         "is topped up with dropped groups"
     )
+    control: Literal["none", "shuffled", "random"] = Field(
+        "none", description="a control arm (rft.grpo.control): the link between completions and rewards destroyed "
+        "before advantages -- shuffled permutes the step's rewards across the whole batch, random draws pass/fail "
+        "at the step's pass rate; logged rewards stay the grader's. `rft train --control` runs one beside the real run"
+    )
 
 
 class EvalConfig(Strict):

@@ -45,6 +45,7 @@ from rft.evaluate import evaluate, sampled_pass_at_k
 from rft.graders.pool import GraderPool
 from rft.graders.stats import GraderStats
 from rft.grpo.advantages import group_advantages, zero_std_fraction
+from rft.grpo.control import step_rewards
 from rft.grpo.groups import Group, GroupSampler
 from rft.grpo.logprobs import build_token_batch
 from rft.grpo.update import Batch, batch_logprobs, global_loss_norm, reduce_update_metrics, update_policy
@@ -135,6 +136,7 @@ def validate(s: Session, sampler: TorchSampler, pool: GraderPool, run: RunDir, s
         metrics.update(guard.measure(s.model))
     pool.pop_stats()  # validation grades are not training grader stats
     run.write_samples(f"val_step_{step:06d}", res.rows[:100])
+    run.write_samples(f"val_passed_step_{step:06d}", [{"id": r["id"], "passed": r["passed"]} for r in res.rows])
     return {f"val/{k}": v for k, v in metrics.items()}
 
 
@@ -212,7 +214,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
 
             # advantages: group-relative, no critic; over the whole batch, then each rank trains on its rows
             with timed(times, "advantages"):
-                rewards_B = torch.tensor([gr.score for grp in groups for gr in grp.grades], dtype=torch.float32)
+                rewards_B = step_rewards(groups, g.control, cfg.seed, step)  # a control arm: rft.grpo.control
                 adv_B = group_advantages(rewards_B, G, g.scale_rewards)
 
             # update: clipped surrogate (+ beta * KL), mu passes, whole groups per micro-batch (or skipped)
