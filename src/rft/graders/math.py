@@ -37,8 +37,8 @@ Formula: score = 1 if the single extracted final answer is mathematically equiva
 3. Parse gold and answer with math-verify (LaTeX, then plain expressions). The gold is parsed
    strictly: if it yields no SymPy value the row is skipped (``passed=None``, counted) rather than
    rewarded or punished. A gold without ``$``, ``\\(``, ``\\[`` or a box is read as ``$gold$``, so
-   "2, 3" is the set {2, 3}. Then equal when the two texts math-verify read are the same (a clock
-   time "12:00" is 12/0 to SymPy, which equals nothing), else ``math_verify.verify(gold, answer)``.
+   "2, 3" is the set {2, 3}. Then ``math_verify.verify(gold, answer)``, except that a gold SymPy
+   reads as undefined (a clock time "12:00" is 12/0, which equals nothing) needs the same text.
 4. Guard against math-verify's absolute rounding (6 decimals), which calls ``1/2004!`` and
    ``1/2006!`` equal: when both sides are plain numbers, they must also agree relatively --
    exactly (to 1e-12 at 50 digits) when neither side has a decimal point, within ``rel_tol``
@@ -128,18 +128,19 @@ def _parsed(text: str) -> tuple[list[Any], str]:
 
 
 def _compare(gold: tuple[list[Any], str], answer: tuple[list[Any], str], rel_tol: float) -> dict[str, Any]:
-    """Equal when the texts math-verify read are the same (a clock time "12:00" is 12/0 to SymPy,
-    which equals nothing), else ``math_verify.verify`` and then the relative guard of step 4 on the
-    first value of each side, where both evaluate to plain numbers (a percent stays math-verify's)."""
+    """``math_verify.verify``, then the relative guard of step 4 on the first value of each side
+    where both evaluate to plain numbers (a percent stays math-verify's). A gold SymPy reads as
+    undefined (a clock time "12:00" is 12/0, which equals nothing) is equal only to the same text."""
     import sympy  # imported in the child only: the parent never pays for SymPy
     from math_verify import verify
 
     (gold_values, gold_text), (answer_values, answer_text) = gold, answer
-    if gold_text and "".join(gold_text.split()) == "".join(answer_text.split()):
-        return {"status": "equal"}
+    g, a = gold_values[0], answer_values[0]
+    if isinstance(g, sympy.Basic) and g.has(sympy.zoo, sympy.nan):
+        same = bool(gold_text) and "".join(gold_text.split()) == "".join(answer_text.split())
+        return {"status": "equal" if same else "different"}
     if not verify(gold_values, answer_values, timeout_seconds=None):
         return {"status": "different"}
-    g, a = gold_values[0], answer_values[0]
     if isinstance(g, sympy.Expr) and isinstance(a, sympy.Expr) and g.is_number and a.is_number:
         diff, sizes = abs(sympy.N(g - a, 50)), (abs(sympy.N(g, 50)), abs(sympy.N(a, 50)))
         inexact = g.has(sympy.Float) or a.has(sympy.Float)
