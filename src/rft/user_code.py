@@ -67,6 +67,7 @@ import time
 import weakref
 from concurrent.futures import Future
 from multiprocessing.connection import Connection, Pipe
+from multiprocessing.reduction import ForkingPickler as _ForkingPickler
 from typing import Any, Callable, Iterator
 
 STARTUP_TIMEOUT_S = 60.0  # a host that cannot start is an environment problem, not the call's
@@ -227,6 +228,7 @@ class UserCodeHost:
         self._loaded: set[str] = set()
         self._drops: list[str] = []
         self._ids = itertools.count()
+        self._why = ""  # why the host was last replaced
         weakref.finalize(self, _kill, self._state)
 
     # -- the three calls ------------------------------------------------------------------------------
@@ -238,13 +240,15 @@ class UserCodeHost:
             self._ensure_loaded(key)
         return key
 
-    def call(self, key: str, fn: Callable[..., Any], args: tuple[Any, ...], timeout_s: float) -> Any:
-        """``fn(obj, *args)`` in the host, ``obj`` being what ``key`` names; its result."""
-        return self._exchange("call", key, fn, args, timeout_s)[0]
+    def call(self, key: str, fn: Callable[..., Any], args: tuple[Any, ...], timeout_s: float, what: str = "") -> Any:
+        """``fn(obj, *args)`` in the host, ``obj`` being what ``key`` names; its result. ``what`` names the
+        call in errors (default: ``fn``'s name)."""
+        return self._exchange("call", key, fn, args, timeout_s, what or fn.__name__)[0]
 
-    def start(self, key: str, fn: Callable[..., Any], args: tuple[Any, ...], timeout_s: float) -> tuple[str, Any]:
+    def start(self, key: str, fn: Callable[..., Any], args: tuple[Any, ...], timeout_s: float,
+              what: str = "") -> tuple[str, Any]:
         """``fn(obj, *args) -> (state, reply)`` in the host; the state is kept under the returned key."""
-        reply, new_key = self._exchange("start", key, fn, args, timeout_s)
+        reply, new_key = self._exchange("start", key, fn, args, timeout_s, what or fn.__name__)
         return new_key, reply
 
     def forget(self, key: str) -> None:
@@ -257,24 +261,27 @@ class UserCodeHost:
             _kill(self._state)
 
     # -- plumbing ------------------------------------------------------------------------------------
-    def _exchange(self, op: str, key: str, fn: Callable[..., Any], args: tuple[Any, ...],
-                  timeout_s: float) -> tuple[Any, str]:
+    def _exchange(self, op: str, key: str, fn: Callable[..., Any], args: tuple[Any, ...], timeout_s: float,
+                  what: str) -> tuple[Any, str]:
         t0 = time.monotonic()
-        with self._held(timeout_s, fn.__name__):
+        with self._held(timeout_s, what):
             left = timeout_s - (time.monotonic() - t0)  # waiting for the host counts; starting and loading do not
+            self._check(key)
             self._connection()  # a host that died while idle is replaced before anything is asked of it
-            if key.startswith("e") and not key.startswith(f"e{self._generation}:"):
-                raise UserCodeLost("the object this call needs was lost when its host process was restarted "
-                                   "(another call in it failed or ran past its time)")
+            self._check(key)
             if not key.startswith("e"):
                 self._ensure_loaded(key)
             if left <= 0:
-                raise UserCodeTimeout(f"{fn.__name__}: waited {timeout_s:.3g}s for the host to be free")
+                raise UserCodeTimeout(f"{what}: waited {timeout_s:.3g}s for the host to be free")
             new_key = f"e{self._generation}:{next(self._ids)}"
             drops, self._drops = self._drops, []
-            reply = self._send((op, drops, key, fn, args, new_key, []), left,
-                               f"{fn.__name__} ran past its {timeout_s:.3g}s")
+            reply = self._send((op, drops, key, fn, args, new_key, []), left, f"{what} ran past its {timeout_s:.3g}s")
         return reply, new_key
+
+    def _check(self, key: str) -> None:
+        """A started object of an earlier host is gone: say so, and why that host went."""
+        if key.startswith("e") and not key.startswith(f"e{self._generation}:"):
+            raise UserCodeLost(f"the object this call needs was lost when its host process was replaced ({self._why})")
 
     @contextlib.contextmanager
     def _held(self, timeout_s: float, what: str) -> Iterator[None]:
@@ -296,19 +303,24 @@ class UserCodeHost:
         """One round trip; the host's reply value, or raise what happened to it."""
         conn = self._connection()
         try:
-            conn.send(message)
+            payload = _ForkingPickler.dumps(message)  # first: arguments that do not pickle are the call's error
+        except Exception as e:  # noqa: BLE001 - PicklingError, TypeError, RecursionError, ...
+            raise UserCodeError("UnpicklableArguments", f"the call's arguments cannot be sent ({type(e).__name__}: "
+                                f"{e})"[:300]) from None
+        try:
+            conn.send_bytes(payload)
             answered = conn.poll(timeout_s)
         except (OSError, EOFError):  # it died under us
             answered = True
         if not answered:
-            self._reset()
+            self._reset(late)
             raise UserCodeTimeout(f"{late}; its host process was killed and is replaced")
         try:
             reply = conn.recv()
         except (EOFError, OSError):
             proc = self._state["proc"]
             code = proc.wait(timeout=5) if proc is not None else None
-            self._reset()
+            self._reset(f"it died with exit code {code}")
             raise UserCodeCrash(f"the user code's host process died (exit code {code}); a fresh one replaces it") \
                 from None
         if reply[0] == "error":
@@ -320,7 +332,7 @@ class UserCodeHost:
         if self._state["proc"] is not None and self._state["proc"].poll() is None:
             return self._state["conn"]
         if self._state["proc"] is not None:
-            self._reset()
+            self._reset(f"it died while idle, exit code {self._state['proc'].returncode}")
         parent_conn, child_conn = Pipe()
         argv = [sys.executable, "-c", _BOOT, str(child_conn.fileno()), self.network, str(os.getpid()),
                 json.dumps(sys.path)]
@@ -343,7 +355,8 @@ class UserCodeHost:
                                      f"({problem}). {NETWORK_FIX}")
         raise UserCodeCrash(f"the user code's host process failed to start ({problem})")
 
-    def _reset(self) -> None:
+    def _reset(self, why: str = "") -> None:
+        self._why = why
         _kill(self._state)
         self._generation += 1
         self._loaded.clear()

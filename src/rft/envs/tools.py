@@ -136,7 +136,8 @@ class TrlEpisode:
             if call.name not in self.tools:
                 return self._wrap(call.name, f"Error: unknown tool {call.name!r}; the tools are {sorted(self.tools)}")
             args = (call.name, call.arguments)
-            return self._wrap(call.name, self.host.call(self.key, _run_tool, args, time_left(self.timeout_s)))
+            text = self.host.call(self.key, _run_tool, args, time_left(self.timeout_s), f"tool {call.name!r}")
+            return self._wrap(call.name, text)
         return self._wrap("", f"Error: {call}")
 
     def _wrap(self, name: str, text: str) -> str:
@@ -150,7 +151,7 @@ class TrlEpisode:
     def grade(self) -> Grade | None:
         if not self.has_reward:
             return None
-        score = self.host.call(self.key, _reward, (), time_left(self.timeout_s))
+        score = self.host.call(self.key, _reward, (), time_left(self.timeout_s), "get_reward")
         return Grade(score, None, f"environment reward {score:g} after {self.calls} tool calls", {"tool_calls": self.calls})
 
 
@@ -188,7 +189,8 @@ class TrlEnvironment:
     def reset(self, example: Example) -> TrlEpisode:
         host, key = self._host(next(self._next) % HOSTS)
         timeout = self.limits.timeout_s or DEFAULT_TIMEOUT_S
-        ekey, (tools, has_reward) = host.start(key, _start_episode, (example.prompt, example.fields), time_left(timeout))
+        row = (example.prompt, example.fields)
+        ekey, (tools, has_reward) = host.start(key, _start_episode, row, time_left(timeout), "reset")
         fmt = self.tool_format if self.tool_format != "auto" else ("json" if isinstance(example.prompt, list) else "text")
         return TrlEpisode(host, ekey, fmt, tools, has_reward, timeout)
 
