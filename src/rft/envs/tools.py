@@ -33,7 +33,8 @@ instances are gone). ``environment.network: deny`` runs the hosts with no networ
 
 Not covered: the string ``reset`` may return (TRL appends it to the prompt; here the prompt is the
 row's own: put that text in the data), async tools, tool schemas in the prompt (write them into the
-system message of the data), tool arguments or results that do not pickle (an error observation).
+system message of the data), tool arguments that do not pickle (nested past Python's recursion limit:
+the episode ends with the reason).
 """
 
 from __future__ import annotations
