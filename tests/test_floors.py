@@ -21,7 +21,7 @@ import rft
 # names the package's own ``__init__`` only).
 FLOORS: list[tuple[str, list[str]]] = [
     ("base", ["rft", "rft.config", "rft.environment_config", "rft.grader_spec_errors", "rft.grader_specs", "rft.grader_syntax", "rft.console", "rft.files", "rft.runs",
-              "rft.optim", "rft.checkpoint"]),
+              "rft.optim", "rft.checkpoint", "rft.user_code"]),
     ("data", ["rft.data"]),
     ("parts", ["rft.tasks", "rft.models", "rft.rollout", "rft.graders", "rft.safety", "rft.distributed",
                "rft.report", "rft.envs"]),

@@ -47,6 +47,10 @@ class EnvironmentConfig(Strict):
     factory: str | None = Field(
         None, description="trl: the environment class, 'package.module:Class' or 'path/to/file.py:Class'"
     )
+    network: Literal["allow", "deny"] = Field(
+        "allow", description="trl: deny runs the class in processes with no network (refused where the machine "
+        "cannot make a network namespace); allow: the caller's network"
+    )
     tool_format: Literal["auto", "json", "text"] = Field(
         "auto", description="trl: how the model calls tools: <tool_call>{json}</tool_call> (json, chat models), "
         "'CALL name(arg=value)' lines (text, plain-text models), or by the prompt's kind (auto)"

@@ -30,7 +30,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from rft.data import Example
-from rft.envs.base import Environment, Episode, SingleTurn
+from rft.envs.base import Environment, Episode, SingleTurn, call_deadline
 from rft.graders.base import Grade, passed_of
 from rft.rollout.base import END_REASONS, Completion, EpisodeRecord, Message, RolloutEngine, SamplingParams
 
@@ -102,13 +102,27 @@ class _Run:
         self.transcript.append(Message(role, text, len(ids)))  # type: ignore[arg-type]
 
 
-def _guarded(run: _Run, call: Callable[[], Any]) -> Any:
-    """Call into the environment; an exception ends the episode (score 0, the reason kept)."""
+def _guarded(run: _Run, call: Callable[[], Any], timeout_s: float | None) -> Any:
+    """Call into the environment by the episode's deadline; an exception ends the episode (score 0,
+    the reason kept)."""
     try:
-        return call()
+        with call_deadline(_deadline(run, timeout_s, time.monotonic())):
+            return call()
     except Exception as e:  # noqa: BLE001 - environment code must not kill training
         run.end, run.error = "env_error", f"{type(e).__name__}: {e}"[:300]
         return None
+
+
+def _deadline(run: _Run, timeout_s: float | None, since: float) -> float | None:
+    """When the runner stops waiting for an environment call made at ``since``: the episode's deadline,
+    but at least STEP_GRACE_S after the call (an episode whose sampling used up its time still has
+    its last turn recorded before it ends)."""
+    return None if timeout_s is None else max(run.started + timeout_s, since + STEP_GRACE_S)
+
+
+def _within(deadline: float | None, call: Callable[..., Any], *args: Any) -> Any:
+    with call_deadline(deadline):  # in the worker thread: the environment's own bound on its calls
+        return call(*args)
 
 
 @dataclass
@@ -139,7 +153,7 @@ class EpisodeRunner:
         runs = [_Run(e, p, seeds[i] if seeds else 0, None, now) for i, (e, p) in enumerate(zip(examples, prompts))
                 for _ in range(n)]
         for r in runs:
-            r.episode = _guarded(r, lambda r=r: env.reset(r.example))
+            r.episode = _guarded(r, lambda r=r: env.reset(r.example), limits.timeout_s)
         first = engine.generate(prompts, n, params, generator, seeds=seeds)
         outputs = [c for group in first for c in group]
         active = list(range(len(runs)))
@@ -157,7 +171,7 @@ class EpisodeRunner:
                 active = going
         finally:  # a step still running past its episode's time is abandoned, not waited for
             threads.shutdown(wait=False, cancel_futures=True)
-        return [[_completion(r) for r in runs[i * n:(i + 1) * n]] for i in range(len(examples))]
+        return [[_completion(r, limits.timeout_s) for r in runs[i * n:(i + 1) * n]] for i in range(len(examples))]
 
     def retry_prompt(self, example: Example, prompt: list[int], target: str, rng: Any) -> list[int] | None:
         """A procedural retry transcript's context for an SFT warm start: ``prompt``, a wrong first turn
@@ -211,7 +225,8 @@ def _steps(threads: ThreadPoolExecutor, runs: list[_Run], turns: list[Completion
         run.add("assistant", turn.text, list(turn.token_ids))
         run.last_finish = turn.finish_reason
         episode = run.episode
-        futures.append(None if episode is None else threads.submit(episode.step, turn.text))
+        futures.append(None if episode is None else
+                       threads.submit(_within, _deadline(run, timeout_s, submitted), episode.step, turn.text))
     out: list[str | None] = []
     for run, turn, future in zip(runs, turns, futures):
         out.append(_observation(run, turn, future, timeout_s, submitted))
@@ -221,9 +236,7 @@ def _steps(threads: ThreadPoolExecutor, runs: list[_Run], turns: list[Completion
 def _observation(run: _Run, turn: Completion, future: Any, timeout_s: float | None, submitted: float) -> str | None:
     if future is None:  # reset failed: the episode is already over
         return None
-    # the episode's deadline, but at least STEP_GRACE_S after the steps went out (the waits overlap): an
-    # episode whose sampling used up its time still has its last turn recorded before it ends
-    deadline = None if timeout_s is None else max(run.started + timeout_s, submitted + STEP_GRACE_S)
+    deadline = _deadline(run, timeout_s, submitted)  # the waits overlap: all steps went out at `submitted`
     left = None if deadline is None else max(0.0, deadline - time.monotonic())
     try:
         obs = future.result(timeout=left)
@@ -261,14 +274,15 @@ def _admit(run: _Run, obs: str, turn: int, fmt: ObservationFormat, limits: Any, 
     return True
 
 
-def _completion(run: _Run) -> Completion:
+def _completion(run: _Run, timeout_s: float | None) -> Completion:
     grade: Grade | None = None
     answer = run.transcript[-1].text if run.transcript else ""
     if run.episode is not None and run.end != "env_error":
-        answer = _guarded(run, run.episode.answer) or ""
-        grade = _guarded(run, run.episode.grade)
+        answer = _guarded(run, run.episode.answer, timeout_s) or ""
+        grade = _guarded(run, run.episode.grade, timeout_s)
     if run.end == "env_error":
-        grade = Grade(0.0, False, f"environment error: {run.error}", {"env_error": run.error})
+        grade = Grade(0.0, False, f"environment error: {run.error}",
+                      {"error": run.error.partition(":")[0], "env_error": run.error})
     record = EpisodeRecord(tuple(run.transcript), run.end or "answer", tuple(run.mask), run.error, grade)
     return Completion(run.ids, answer, run.last_finish, record)  # type: ignore[arg-type]
 
