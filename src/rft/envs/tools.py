@@ -17,7 +17,8 @@ Every call of the turn runs, in order; the observation holds each result (``<too
 in json, ``name -> result`` lines in text). A malformed call (bad JSON, an unknown tool, wrong
 arguments) or a tool that raises gets an error observation and the episode goes on: the model may
 fix its call. A turn without a call ends the episode: it is the answer, graded by the run's grader,
-unless the environment has ``get_reward()``, whose value is the episode's score.
+unless the environment has ``get_reward()``, whose value is the episode's score (a value that is not
+a finite number within +-1e6 scores 0: :func:`rft.graders.base.checked`).
 
 Not covered: the string ``reset`` may return (TRL appends it to the prompt; here the prompt is the
 row's own: put that text in the data), async tools, tool schemas in the prompt (write them into the
@@ -35,7 +36,7 @@ from typing import Any, Callable
 
 from rft.data import Example
 from rft.envs.base import EpisodeLimits
-from rft.graders.base import Grade
+from rft.graders.base import Grade, shown
 from rft.graders.python_grader import load_callable
 
 _JSON_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
@@ -131,8 +132,9 @@ class TrlEpisode:
         get_reward = getattr(self.instance, "get_reward", None)
         if get_reward is None:
             return None
-        score = float(get_reward())
-        return Grade(score, None, f"environment reward {score:g} after {self.calls} tool calls", {"tool_calls": self.calls})
+        score = get_reward()  # the user's value as it is: the score gate (with_own_grades) judges it
+        return Grade(score, None, f"environment reward {shown(score)} after {self.calls} tool calls",
+                     {"tool_calls": self.calls})
 
 
 @dataclass
