@@ -20,12 +20,13 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input: reported as one line, exit status 2."""
+    from rft.checkpoint import NonFiniteError  # not the user's input, but a run's end that one line explains
     from rft.config import ConfigError
     from rft.data import DataError
     from rft.graders.base import SpecError
     from rft.models.load import ModelError
 
-    return (ConfigError, DataError, SpecError, ModelError, FileExistsError, FileNotFoundError)
+    return (ConfigError, DataError, SpecError, ModelError, FileExistsError, FileNotFoundError, NonFiniteError)
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:

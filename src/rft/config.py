@@ -192,6 +192,10 @@ class GRPOConfig(Strict):
         3, ge=0, description="extra sampling rounds per step with dynamic_sampling; a batch still short after them "
         "is topped up with dropped groups"
     )
+    max_nonfinite_steps: int = Field(
+        3, ge=1, description="a step whose loss or gradient is NaN or inf is skipped (weights and optimizer untouched) "
+        "with an alert; this many in a row stop the run with an error, the last checkpoint intact"
+    )
 
 
 class EvalConfig(Strict):

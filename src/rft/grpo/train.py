@@ -19,7 +19,10 @@ slow that forward down); what one grade costs in its worker is ``grader/<type>/l
 ``time/advantages`` includes building the token batch. A step is one rollout batch of
 ``prompts_per_step`` groups of ``num_generations`` completions, followed by ``num_iterations``
 optimizer updates, or none when the step has no signal (every advantage 0, and beta 0 or the
-policy still at the reference: ``update_skipped`` = 1; :mod:`rft.grpo.update`). Validation (greedy
+policy still at the reference: ``update_skipped`` = 1; :mod:`rft.grpo.update`), or none when its loss
+or gradient is NaN or inf (``update_skipped_nonfinite`` = 1, an alert; ``grpo.max_nonfinite_steps``
+of those in a row stop the run with a NonFiniteError, and no checkpoint is written from a model
+that is not finite). Validation (greedy
 pass@1 on the held-out split) runs before step 1 and every ``eval.every`` steps; the best model by
 validation is kept in ``checkpoints/best``.
 ``resume=RUN_DIR`` restores model, optimizer, scheduler, RNG and data cursor from the latest
@@ -35,7 +38,7 @@ from typing import Any
 
 import torch
 
-from rft.checkpoint import load_training_state
+from rft.checkpoint import NonFiniteError, load_training_state
 from rft.config import Config
 from rft.console import Console, clock, timed
 from rft.data import PromptCursor
@@ -248,6 +251,10 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                 val_s = times["time/validate"]
                 run.log_metrics({"type": "val", "step": step, **state.last_val})
             last = ctx.any(emit_alerts(alerts, monitors, run, console) or last)
+            if monitors.nonfinite_run >= g.max_nonfinite_steps:  # the update gate, repeated: stop, naming why
+                pool.close()
+                run.close()
+                raise nonfinite_stop(step, monitors.nonfinite_run, record, g.lr, run)
 
             # checkpoint: atomically, then prune old ones
             if step % cfg.checkpoint.every == 0 or last:
@@ -263,6 +270,15 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
     run.close()
     ctx.close()
     return TrainResult(run.path, state.first_val, state.last_val, state.best_val, state.step)
+
+
+def nonfinite_stop(step: int, n: int, record: dict[str, Any], lr: float, run: RunDir) -> NonFiniteError:
+    """The one-line error that ends a run whose last ``n`` updates were skipped as non-finite."""
+    return NonFiniteError(
+        f"step {step}: the loss or gradient was NaN or inf in {n} steps in a row (loss {record.get('loss')}, grad "
+        f"norm {record.get('grad_norm')}; grpo.max_nonfinite_steps = {n}): their updates were skipped and the run "
+        f"stopped; the last good checkpoint is {run.latest_checkpoint() or 'none yet'}. Lower grpo.lr (now {lr:g}), "
+        "or train in model.dtype float32")
 
 
 def open_run(cfg: Config, ctx: Dist, resume: str | Path | None,

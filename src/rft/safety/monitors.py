@@ -26,6 +26,10 @@ two never overlap). The rules, thresholds from ``MonitorsConfig``:
 - ``capability`` (at a validation, from the capability guard, :mod:`rft.safety.capability`):
   general-text NLL rose by >= ``capability_nll_rise`` of its start value, or the policy's KL to the
   reference on that text is >= ``capability_kl``.
+- ``nonfinite``: the step's loss or gradient was NaN or inf and its update was skipped
+  (``update_skipped_nonfinite``, :mod:`rft.grpo.update`). Unlike the rules above it fires on every
+  such step, even with ``monitors.enabled: false``; :attr:`Monitors.nonfinite_run` counts them in a
+  row, and the loop stops the run with an error at ``grpo.max_nonfinite_steps``.
 
 Each rule fires once when its condition becomes true and re-arms when it clears (the trend rules
 after ``window`` clear steps in a row), so a lasting condition gives one alert, not one per step. Not covered: format compliance when the grader has no
@@ -93,6 +97,7 @@ class Monitors:
         self.first_val: float | None = None
         self.active: set[str] = set()
         self.zero_run = 0
+        self.nonfinite_run = 0  # steps in a row whose update the update gate skipped
         self.clear_run: dict[str, int] = {}  # observations since an active rule's condition last held
         for r in history:
             if r.get("type") == "train":
@@ -117,7 +122,18 @@ class Monitors:
         self._kl_rule(record, conditions)
         if len(self.train) >= 2 * c.window:
             self._trend_rules(conditions)
-        return self._fire(step, conditions)
+        return self._fire(step, conditions) + self._nonfinite(step, record)
+
+    def _nonfinite(self, step: int, record: dict[str, Any]) -> list[Alert]:
+        """The update gate's alert, on every step it skipped (not a trend: each one is an event)."""
+        self.nonfinite_run = self.nonfinite_run + 1 if record.get("update_skipped_nonfinite") else 0
+        if not self.nonfinite_run:
+            return []
+        loss, norm = (float("nan") if record.get(k) is None else float(record[k]) for k in ("loss", "grad_norm"))
+        return [Alert(step, "nonfinite", f"the loss ({loss}) or gradient norm ({norm}) was not finite: the update was "
+                      f"skipped, weights and optimizer state unchanged ({self.nonfinite_run} such steps in a row; "
+                      "lower grpo.lr, check the model's dtype)",
+                      {"loss": loss, "grad_norm": norm, "consecutive_steps": float(self.nonfinite_run)})]
 
     def observe_val(self, step: int, val: dict[str, Any]) -> list[Alert]:
         c = self.cfg
