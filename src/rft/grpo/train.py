@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from rft.checkpoint import NonFiniteError, load_training_state
+from rft.checkpoint import load_training_state
 from rft.config import Config
 from rft.console import Console, clock, timed
 from rft.data import PromptCursor
@@ -191,7 +191,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
         console.print(f"step 0: held-out pass@1 {state.first_val['val/pass@1']:.3f}")
 
     ctx.barrier()  # rank 0 has created or truncated the run directory before the others read it
-    monitors = Monitors(cfg.monitors, history=run.read_metrics())  # a resumed run replays its records
+    monitors = Monitors(cfg.monitors, run.read_metrics(), g.max_nonfinite_steps)  # a resumed run replays its records
     with console.progress(g.steps, "grpo") as bar:
         bar.update(state.step)
         for step in range(state.step + 1, g.steps + 1):
@@ -250,11 +250,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             if "time/validate" in times:
                 val_s = times["time/validate"]
                 run.log_metrics({"type": "val", "step": step, **state.last_val})
-            last = ctx.any(emit_alerts(alerts, monitors, run, console) or last)
-            if monitors.nonfinite_run >= g.max_nonfinite_steps:  # the update gate, repeated: stop, naming why
-                pool.close()
-                run.close()
-                raise nonfinite_stop(step, monitors.nonfinite_run, record, g.lr, run)
+            last = ctx.any(emit_alerts(alerts, monitors, run, console) or last)  # raises after max_nonfinite_steps
 
             # checkpoint: atomically, then prune old ones
             if step % cfg.checkpoint.every == 0 or last:
@@ -270,15 +266,6 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
     run.close()
     ctx.close()
     return TrainResult(run.path, state.first_val, state.last_val, state.best_val, state.step)
-
-
-def nonfinite_stop(step: int, n: int, record: dict[str, Any], lr: float, run: RunDir) -> NonFiniteError:
-    """The one-line error that ends a run whose last ``n`` updates were skipped as non-finite."""
-    return NonFiniteError(
-        f"step {step}: the loss or gradient was NaN or inf in {n} steps in a row (loss {record.get('loss')}, grad "
-        f"norm {record.get('grad_norm')}; grpo.max_nonfinite_steps = {n}): their updates were skipped and the run "
-        f"stopped; the last good checkpoint is {run.latest_checkpoint() or 'none yet'}. Lower grpo.lr (now {lr:g}), "
-        "or train in model.dtype float32")
 
 
 def open_run(cfg: Config, ctx: Dist, resume: str | Path | None,
