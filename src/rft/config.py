@@ -197,6 +197,10 @@ class GRPOConfig(Strict):
         "before advantages -- shuffled permutes the step's rewards across the whole batch, random draws pass/fail "
         "at the step's pass rate; logged rewards stay the grader's. `rft train --control` runs one beside the real run"
     )
+    max_nonfinite_steps: int = Field(
+        3, ge=1, description="a step whose loss or gradient is NaN or inf is skipped (weights and optimizer untouched) "
+        "with an alert; this many in a row stop the run with an error, the last checkpoint intact"
+    )
 
 
 class EvalConfig(Strict):

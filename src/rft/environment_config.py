@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
-    """A config section: an unknown key is an error (a typo is named), and it never changes once validated."""
+    """A config section: an unknown key is an error (a typo is named), it never changes once validated,
+    and no float field takes NaN or +-inf (YAML's ``.nan`` / ``.inf``: an lr of inf makes every weight NaN)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EnvironmentConfig(Strict):

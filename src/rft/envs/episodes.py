@@ -31,7 +31,8 @@ from transformers import PreTrainedTokenizerBase
 
 from rft.data import Example
 from rft.envs.base import Environment, Episode, SingleTurn, call_deadline
-from rft.graders.base import Grade, passed_of
+from rft.graders.base import Grade, checked, passed_of
+from rft.graders.pool import GraderPool
 from rft.rollout.base import END_REASONS, Completion, EpisodeRecord, Message, RolloutEngine, SamplingParams
 
 _A, _O = "\x00RFT-A\x00", "\x00RFT-O\x00"  # sentinels located in a rendered chat template
@@ -294,9 +295,18 @@ def model_ids(c: Completion) -> list[int]:
     return [t for t, m in zip(c.token_ids, c.episode.loss_mask) if m]
 
 
-def with_own_grades(completions: list[Completion], grades: list[Grade]) -> list[Grade]:
+def with_own_grades(completions: list[Completion], grades: list[Grade],
+                    pool: GraderPool | None = None) -> list[Grade]:
     """The pool's grades, replaced by the episode's own where it has one (a self-grading episode, an
-    environment error)."""
-    return [c.episode.grade if c.episode is not None and c.episode.grade is not None else g
-            for c, g in zip(completions, grades)]
+    environment error). An own grade passes the same score gate as the pool's
+    (:func:`rft.graders.base.checked`: a NaN, inf or non-number ``get_reward()`` scores 0 with the
+    error) and is counted in ``pool``'s statistics (when given) as grader type ``environment``."""
+    out = []
+    for c, g in zip(completions, grades):
+        if c.episode is not None and c.episode.grade is not None:
+            g = checked(c.episode.grade)
+            if pool is not None:
+                pool.count("environment", g)
+        out.append(g)
+    return out
 

@@ -17,7 +17,8 @@ Every call of the turn runs, in order; the observation holds each result (``<too
 in json, ``name -> result`` lines in text). A malformed call (bad JSON, an unknown tool, wrong
 arguments) or a tool that raises gets an error observation and the episode goes on: the model may
 fix its call. A turn without a call ends the episode: it is the answer, graded by the run's grader,
-unless the environment has ``get_reward()``, whose value is the episode's score.
+unless the environment has ``get_reward()``, whose value is the episode's score (a value that is not
+a finite number within +-1e6 scores 0: :func:`rft.graders.base.checked`).
 
 The class is the user's code: it is imported, instantiated and called only in user-code hosts
 (:mod:`rft.user_code`; up to ``HOSTS`` processes per environment, episodes spread over them), each
@@ -52,7 +53,7 @@ from typing import Any, Callable, Iterator
 
 from rft.data import Example
 from rft.envs.base import EpisodeLimits, time_left
-from rft.graders.base import Grade, SpecError
+from rft.graders.base import Grade, SpecError, shown
 from rft.graders.python_grader import load_callable
 from rft.user_code import NetworkUnavailable, UserCodeFailed, UserCodeHost
 
@@ -153,7 +154,8 @@ class TrlEpisode:
         if not self.has_reward:
             return None
         score = self.host.call(self.key, _reward, (), time_left(self.timeout_s), "get_reward")
-        return Grade(score, None, f"environment reward {score:g} after {self.calls} tool calls", {"tool_calls": self.calls})
+        return Grade(score, None, f"environment reward {shown(score)} after {self.calls} tool calls",
+                     {"tool_calls": self.calls})  # the score gate (with_own_grades) judges the value
 
 
 @dataclass
@@ -224,5 +226,14 @@ def _run_tool(instance: Any, name: str, arguments: dict[str, Any]) -> str:
         return f"Error: {name} raised {type(e).__name__}: {e}"
 
 
-def _reward(instance: Any) -> float:
-    return float(instance.get_reward())
+def _reward(instance: Any) -> Any:
+    """``get_reward()``'s value as it is, for the score gate (``with_own_grades``) to judge; a value that
+    would not travel back over the pipe (an array, any object) arrives as a scalar or as its repr,
+    which the gate refuses as no number."""
+    value = instance.get_reward()
+    if isinstance(value, (bool, int, float, str, type(None))):
+        return value
+    try:
+        return value.item() if hasattr(value, "item") else repr(value)[:200]  # numpy / torch scalars
+    except Exception as e:  # noqa: BLE001 - an array of many values: the gate refuses the text
+        return f"{type(value).__name__} whose item() raised {type(e).__name__}"

@@ -19,7 +19,10 @@ slow that forward down); what one grade costs in its worker is ``grader/<type>/l
 ``time/advantages`` includes building the token batch. A step is one rollout batch of
 ``prompts_per_step`` groups of ``num_generations`` completions, followed by ``num_iterations``
 optimizer updates, or none when the step has no signal (every advantage 0, and beta 0 or the
-policy still at the reference: ``update_skipped`` = 1; :mod:`rft.grpo.update`). Validation (greedy
+policy still at the reference: ``update_skipped`` = 1; :mod:`rft.grpo.update`), or none when its loss
+or gradient is NaN or inf (``update_skipped_nonfinite`` = 1, an alert; ``grpo.max_nonfinite_steps``
+of those in a row stop the run with a NonFiniteError, and no checkpoint is written from a model
+that is not finite). Validation (greedy
 pass@1 on the held-out split) runs before step 1 and every ``eval.every`` steps; the best model by
 validation is kept in ``checkpoints/best``.
 ``resume=RUN_DIR`` restores model, optimizer, scheduler, RNG and data cursor from the latest
@@ -190,7 +193,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
         console.print(f"step 0: held-out pass@1 {state.first_val['val/pass@1']:.3f}")
 
     ctx.barrier()  # rank 0 has created or truncated the run directory before the others read it
-    monitors = Monitors(cfg.monitors, history=run.read_metrics())  # a resumed run replays its records
+    monitors = Monitors(cfg.monitors, run.read_metrics(), g.max_nonfinite_steps)  # a resumed run replays its records
     with console.progress(g.steps, "grpo") as bar:
         bar.update(state.step)
         for step in range(state.step + 1, g.steps + 1):
@@ -249,7 +252,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             if "time/validate" in times:
                 val_s = times["time/validate"]
                 run.log_metrics({"type": "val", "step": step, **state.last_val})
-            last = ctx.any(emit_alerts(alerts, monitors, run, console) or last)
+            last = ctx.any(emit_alerts(alerts, monitors, run, console) or last)  # raises after max_nonfinite_steps
 
             # checkpoint: atomically, then prune old ones
             if step % cfg.checkpoint.every == 0 or last:
