@@ -61,6 +61,19 @@ class EnvironmentConfig(Strict):
                              "set both or neither")
         return self
 
+    def check_room(self, max_new_tokens: int) -> None:
+        """ValueError when ``max_tokens`` cannot hold what the episode needs: one turn of
+        ``max_new_tokens`` (else the first turn alone can pass the bound), and with several turns a
+        second one after an observation (else every episode silently ends after its first turn)."""
+        if self.max_tokens is None:
+            return
+        n = max_new_tokens
+        need, what = (n, f"one turn (sampling.max_new_tokens={n})") if self.turns == 1 else \
+            (2 * n + 1, f"a second turn (2 x sampling.max_new_tokens={n} + an observation)")
+        if self.max_tokens < need:
+            raise ValueError(f"environment.max_tokens={self.max_tokens} leaves no room for {what}; raise it to at "
+                             f"least {need}, lower sampling.max_new_tokens, or drop environment.max_tokens for the default")
+
     @property
     def turns(self) -> int:
         return self.max_turns or (1 if self.type == "single" else 3)
