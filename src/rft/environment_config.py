@@ -31,9 +31,11 @@ class EnvironmentConfig(Strict):
     )
     max_tokens: int | None = Field(
         None, ge=1, description="tokens after the prompt per episode (model turns and observations); default "
-        "max_turns x sampling.max_new_tokens + (max_turns - 1) x max_observation_tokens"
+        "max_turns x sampling.max_new_tokens + (max_turns - 1) x max_observation_tokens; at least one turn "
+        "(max_new_tokens), and with several turns room for a second (2 x max_new_tokens + 1)"
     )
-    max_observation_tokens: int = Field(128, ge=1, description="an observation is cut to this many tokens")
+    max_observation_tokens: int = Field(128, ge=1, description="an observation is cut to this many tokens, its "
+                                        "wrapper (chat template or newlines and cue) included; the cut is in its text")
     timeout_s: float = Field(120.0, gt=0.0, description="wall clock of one episode; past it the episode ends")
     on_success: Literal["end", "show"] = Field(
         "end", description="sql_retry: a query that runs ends the episode (end), or its first rows are shown and "
