@@ -133,14 +133,15 @@ class ObservationFormat:
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]]
 
     def _control_tokens(self, chat: bool) -> tuple[set[int], re.Pattern[str] | None]:
-        """(ids text must never encode to, a pattern of their strings): the special tokens and every
-        added token of the wrapper (a chat template's ``<|im_start|>`` even where it is not special)."""
+        """(ids text must never encode to, a pattern of their strings): the special tokens (but UNK) and
+        every added token of the wrapper (a chat template's ``<|im_start|>`` even where it is not special)."""
         if chat not in self._controls:
             tok = self.tokenizer
             added = {int(i): t for i, t in (getattr(tok, "added_tokens_decoder", None) or {}).items()}
             before, after = self.wrapper(chat, False)
             ids = {int(i) for i in tok.all_special_ids} | {i for i, t in added.items() if getattr(t, "special", False)}
             ids |= {i for i in before + after if i in added}
+            ids.discard(getattr(tok, "unk_token_id", None))  # an unknown character stays one; it forges nothing
             texts = {str(added[i].content) if i in added else str(tok.convert_ids_to_tokens(i)) for i in ids}
             pattern = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True) if t)
             self._controls[chat] = ids, (re.compile(pattern) if pattern else None)
