@@ -261,3 +261,20 @@ def test_sql_retry_rows_without_a_readable_database_are_refused_before_the_model
                             "sampling": {"max_new_tokens": 8}})
     with pytest.raises(DataError, match=rf"example 'r4' \(.*train\.jsonl:5\): .*{why}.*fix the row"):
         rft.session.open_session(cfg)
+
+
+def test_an_environment_that_cannot_start_is_refused_before_the_model_loads(tmp_path, monkeypatch):
+    import rft.session
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the environment was checked")
+
+    monkeypatch.setattr(rft.session, "load_policy", no_model)
+    (tmp_path / "env.py").write_text("class Env:\n    def reset(self, **row):\n        raise KeyError('target')\n")
+    rows = "".join(json.dumps({"id": f"r{i}", "prompt": f"Q{i}", "answer": "1"}) + "\n" for i in range(4))
+    (tmp_path / "train.jsonl").write_text(rows)
+    cfg = config_from_dict({"data": {"train_file": str(tmp_path / "train.jsonl"), "val_size": 1},
+                            "grader": {"type": "string_check"}, "sampling": {"max_new_tokens": 8},
+                            "environment": {"type": "trl", "factory": f"{tmp_path / 'env.py'}:Env"}})
+    with pytest.raises(ConfigError, match=r"environment: cannot start an episode on example .*target"):
+        rft.session.open_session(cfg)
