@@ -317,6 +317,11 @@ class Config(Strict):
     distributed: DistributedConfig = Field(default_factory=DistributedConfig, description="torchrun settings")
 
     @model_validator(mode="after")
+    def _episodes_fit_their_turns(self) -> "Config":
+        self.environment.check_room(self.sampling.max_new_tokens)
+        return self
+
+    @model_validator(mode="after")
     def _whole_groups(self) -> "Config":
         g = self.grpo
         if g.prompts_per_step % g.gradient_accumulation_steps:

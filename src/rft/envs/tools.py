@@ -57,8 +57,8 @@ from rft.graders.base import Grade, SpecError, shown
 from rft.graders.python_grader import load_callable
 from rft.user_code import NetworkUnavailable, UserCodeFailed, UserCodeHost
 
-_JSON_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
-_TEXT_CALL = re.compile(r"^\s*CALL\s+([A-Za-z_]\w*)\((.*)\)\s*$", re.MULTILINE)
+_OPEN, _CLOSE = "<tool_call>", "</tool_call>"
+_TEXT_CALL = re.compile(r"^[ \t]*CALL[ \t]+([A-Za-z_]\w*)\((.*)\)[ \t]*$", re.MULTILINE)  # one line; no \s*: linear
 _RESERVED = {"reset", "get_reward"}
 
 
@@ -73,33 +73,52 @@ class ToolCall:
 
 
 def parse_calls(turn: str, fmt: str) -> list[ToolCall | ToolCallError]:
-    """The tool calls of a model turn, in order; a malformed one is a ToolCallError in its place."""
-    out: list[ToolCall | ToolCallError] = []
+    """The tool calls of a model turn, in order; a malformed one is a ToolCallError in its place.
+
+    Never raises, and runs in time linear in the turn's length (no backtracking pattern over the
+    turn): JSON nested past the interpreter's stack, an integer past Python's digit limit, an
+    unhashable literal (``{[1]: 2}``), arguments that are not a mapping or not given by name -- each
+    is a ToolCallError whose message says what to write instead."""
     if fmt == "json":
-        for body in _JSON_CALL.findall(turn):
-            try:
-                obj = json.loads(body)
-            except json.JSONDecodeError as e:
-                out.append(ToolCallError(f"tool call is not valid JSON ({e.msg} at column {e.colno})"))
-                continue
-            args = obj.get("arguments", {}) if isinstance(obj, dict) else None
-            if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not isinstance(args, dict):
-                out.append(ToolCallError('a tool call is {"name": "<tool>", "arguments": {...}}'))
-                continue
-            out.append(ToolCall(obj["name"], args))
-        return out
-    for name, body in _TEXT_CALL.findall(turn):
-        try:
-            call = ast.parse(f"f({body})", mode="eval").body
-            if not isinstance(call, ast.Call) or call.args:
-                raise ToolCallError("write arguments by name: CALL tool(a=1, b='x')")
-            out.append(ToolCall(name, {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}))
-        except ToolCallError as e:
-            out.append(e)
-        except (SyntaxError, ValueError) as e:
-            out.append(ToolCallError(f"cannot read the arguments of {name} ({type(e).__name__}); "
-                                     "use literals: CALL tool(a=1, b='x')"))
-    return out
+        return [_json_call(body) for body in _json_bodies(turn)]
+    return [_text_call(name, body) for name, body in _TEXT_CALL.findall(turn)]
+
+
+def _json_bodies(turn: str) -> list[str]:
+    """The text of each ``<tool_call>...</tool_call>`` block (an unclosed one is no call)."""
+    bodies, at = [], 0
+    while (start := turn.find(_OPEN, at)) >= 0 and (end := turn.find(_CLOSE, start)) >= 0:
+        bodies.append(turn[start + len(_OPEN):end].strip())
+        at = end + len(_CLOSE)
+    return bodies
+
+
+def _json_call(body: str) -> ToolCall | ToolCallError:
+    try:
+        obj = json.loads(body)
+    except json.JSONDecodeError as e:
+        return ToolCallError(f"tool call is not valid JSON ({e.msg} at column {e.colno})")
+    except (ValueError, RecursionError) as e:  # an integer past the digit limit; nesting past the stack
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:120]
+        return ToolCallError(f"tool call JSON cannot be read ({why}); write plain arguments")
+    args = obj.get("arguments", {}) if isinstance(obj, dict) else None
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not isinstance(args, dict):
+        return ToolCallError('a tool call is {"name": "<tool>", "arguments": {...}}')
+    return ToolCall(obj["name"], args)
+
+
+def _text_call(name: str, body: str) -> ToolCall | ToolCallError:
+    by_name = ToolCallError("write arguments by name: CALL tool(a=1, b='x')")
+    try:
+        call = ast.parse(f"f({body})", mode="eval").body
+        if not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
+            return by_name
+        return ToolCall(name, {str(k.arg): ast.literal_eval(k.value) for k in call.keywords})
+    # what a hostile literal raises: bad syntax or an integer past the digit limit (SyntaxError), not a
+    # literal (ValueError), unhashable (TypeError), nested past the stack (RecursionError, MemoryError)
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError) as e:
+        return ToolCallError(f"cannot read the arguments of {name} ({type(e).__name__}); "
+                             "use literals: CALL tool(a=1, b='x')")
 
 
 def public_tools(instance: Any) -> dict[str, Callable[..., Any]]:
