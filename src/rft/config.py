@@ -9,6 +9,7 @@ The config is never written back to at run time: what ran is what ``config.yaml`
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -16,7 +17,11 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from rft.environment_config import EnvironmentConfig, Strict  # Strict: every section's base
+from rft.files import InputFileError, load_yaml, read_text
 from rft.grader_specs import parse_spec
+
+MAX_NAME_CHARS = 100
+_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class ConfigError(ValueError):
@@ -281,14 +286,15 @@ class SFTConfig(Strict):
 
 
 class Config(Strict):
-    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$", description="the run directory's name: output_dir/name")
+    name: str = Field("run", description=f"the run directory's name, output_dir/name: letters, digits, '.', '_', '-' "
+                      f"(not '.' or '..'), at most {MAX_NAME_CHARS} characters")
     output_dir: str = Field("runs", description="where run directories are made")
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=lambda: ["tensorboard"],
         description="where metrics go besides metrics.jsonl: TensorBoard event files in the run directory, "
         "and/or Weights & Biases (needs `pip install wandb`; offline unless WANDB_MODE is set); [] for neither",
     )
-    seed: int = Field(0, description="seeds data splits, prompt order and sampling (a seed per group)")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seeds data splits, prompt order and sampling (a seed per group)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default torch's choice")
     model: ModelConfig = Field(default_factory=ModelConfig, description="the policy (and the KL reference)")
     data: DataConfig = Field(default_factory=lambda: DataConfig(task=TaskConfig()), description="examples to train on")
@@ -318,6 +324,22 @@ class Config(Strict):
             )
         return self
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_one_directory(cls, value: str) -> str:
+        problem = run_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _run_dir_inside_output_dir(self) -> "Config":
+        run_dir, root = self.run_dir, Path(self.output_dir)
+        if run_dir.is_symlink() and root.resolve() not in run_dir.resolve().parents:
+            raise ValueError(f"name {self.name!r}: {run_dir} is a symlink to {run_dir.resolve()}, outside output_dir "
+                             f"{self.output_dir!r}; a run writes only inside output_dir, so pick another name")
+        return self
+
     @field_validator("grader")
     @classmethod
     def _grader_spec_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -344,6 +366,21 @@ class Config(Strict):
 # -- loading ---------------------------------------------------------------------------------
 
 
+def run_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a run directory inside ``output_dir`` (the one check for every way a
+    name is set: YAML ``name``, ``--set name=``, a job body's ``suffix``), or None."""
+    if not name:
+        return "is empty; give the run a name, e.g. name: my-run"
+    if name in (".", ".."):
+        return "is not a directory of its own (it would write into or above output_dir); pick a name"
+    if len(name) > MAX_NAME_CHARS:
+        return f"is {len(name)} characters; at most {MAX_NAME_CHARS}"
+    if not _NAME_CHARS.fullmatch(name):
+        return ("has characters other than letters, digits, '.', '_', '-' (a path separator, NUL, space, ...); "
+                "the name is one directory inside output_dir")
+    return None
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` overrides; values are parsed as YAML (``0.1``, ``true``, ``[1, 2]``)."""
     for item in overrides:
@@ -351,9 +388,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set grpo.beta=0.04")
         key, _, text = item.partition("=")
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({e})") from None
+            value = load_yaml(text, f"--set {key}")
+        except InputFileError as e:
+            raise ConfigError(f"{e}; the value is parsed as YAML") from None
         node = raw
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -394,15 +431,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     raw: Any = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"config file {path} does not exist; pass the path of a YAML file")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise ConfigError(f"{where}: malformed YAML ({problem}); fix the syntax at that line") from None
+            raw = load_yaml(read_text(path, "config file"), str(path)) or {}
+        except InputFileError as e:
+            raise ConfigError(str(e)) from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections (model:, data:, grpo:, ...)")
     return config_from_dict(apply_overrides(raw, overrides or []))
