@@ -9,7 +9,6 @@ The config is never written back to at run time: what ran is what ``config.yaml`
 from __future__ import annotations
 
 import importlib.util
-import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -19,9 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from rft.environment_config import EnvironmentConfig, Strict  # Strict: every section's base
 from rft.files import InputFileError, load_yaml, read_text
 from rft.grader_specs import parse_spec
-
-MAX_NAME_CHARS = 100
-_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+")
+from rft.runs import MAX_NAME_CHARS, run_name_problem
 
 
 class ConfigError(ValueError):
@@ -364,21 +361,6 @@ class Config(Strict):
 
 
 # -- loading ---------------------------------------------------------------------------------
-
-
-def run_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a run directory inside ``output_dir`` (the one check for every way a
-    name is set: YAML ``name``, ``--set name=``, a job body's ``suffix``), or None."""
-    if not name:
-        return "is empty; give the run a name, e.g. name: my-run"
-    if name in (".", ".."):
-        return "is not a directory of its own (it would write into or above output_dir); pick a name"
-    if len(name) > MAX_NAME_CHARS:
-        return f"is {len(name)} characters; at most {MAX_NAME_CHARS}"
-    if not _NAME_CHARS.fullmatch(name):
-        return ("has characters other than letters, digits, '.', '_', '-' (a path separator, NUL, space, ...); "
-                "the name is one directory inside output_dir")
-    return None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

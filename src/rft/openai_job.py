@@ -39,8 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rft.config import Config, ConfigError, SamplingConfig, apply_overrides, config_from_dict, run_name_problem
+from rft.config import Config, ConfigError, SamplingConfig, apply_overrides, config_from_dict
 from rft.files import InputFileError, jsonl_lines, parse_json, read_text
+from rft.runs import run_name_problem
 
 TOP_KEYS = {"model", "training_file", "validation_file", "method", "hyperparameters", "suffix", "seed", "metadata",
             "integrations"}
