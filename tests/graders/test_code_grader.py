@@ -307,6 +307,22 @@ def test_builtin_tasks_with_hidden_tests_refuse_to_run_unisolated(no_isolation_t
         build({**spec, "isolation": "none"})
 
 
+def test_cli_refuses_the_code_task_without_isolation_in_one_line(tmp_path):
+    """`rft grade --task code --reference` on a machine without bwrap or unshare (an empty PATH):
+    one line with the fix and exit 2, not a run with rlimits only."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    proc = subprocess.run([sys.executable, "-m", "rft.cli", "grade", "--task", "code", "--reference", "--limit", "2",
+                           "--workers", "0"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": str(tmp_path), "PYTHONPATH": src})
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err[-2000:]
+    assert "no usable sandbox" in err and "install bubblewrap" in err
+
+
 def test_unknown_isolation_mode_is_refused():
     with pytest.raises(SandboxUnavailable, match="unknown"):
         get_sandbox("vm")
