@@ -17,16 +17,17 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input: reported as one line, exit status 2."""
     from rft.checkpoint import NonFiniteError  # not the user's input, but a run's end that one line explains
     from rft.config import ConfigError
     from rft.data import DataError
+    from rft.files import InputFileError
     from rft.graders.base import SpecError
     from rft.models.load import ModelError
 
-    return (ConfigError, DataError, SpecError, ModelError, FileExistsError, FileNotFoundError, NonFiniteError)
+    return (ConfigError, DataError, InputFileError, SpecError, ModelError, FileExistsError, FileNotFoundError,
+            NonFiniteError)
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -57,7 +58,6 @@ def cmd_init_model(args: argparse.Namespace) -> int:
         out = init_tiny_model(args.out, seed=args.seed)
         print(f"wrote the tiny model and tokenizer to {out}")
     return 0
-
 
 
 def _openai_job_config(args: argparse.Namespace, stream: Any) -> Any:
@@ -230,6 +230,8 @@ def _end_of_run_report(run_dir: Any, console: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rft", description="Reinforcement fine-tuning with verifiable rewards.")
+    parser.add_argument("--debug", action="store_true", help="an unexpected error prints its traceback (default: "
+                        "one line, the traceback saved to a file)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init-model", help="write a model directory: the embedded tiny model (default), a pretrained "
@@ -402,6 +404,13 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; the last complete checkpoint is intact (resume with `rft train --resume RUN_DIR`)",
               file=sys.stderr)
         return 130
+    except Exception as e:  # a bug, or an input no check names: one line, never a raw traceback
+        if args.debug:
+            raise
+        from rft.console import unexpected_error
+
+        print(f"error: {unexpected_error(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from rft.environment_config import EnvironmentConfig, Strict  # Strict: every section's base
+from rft.files import InputFileError, load_yaml, read_text
 from rft.grader_specs import parse_spec
+from rft.runs import MAX_NAME_CHARS, run_name_problem
 
 
 class ConfigError(ValueError):
@@ -290,14 +292,15 @@ class SFTConfig(Strict):
 
 
 class Config(Strict):
-    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$", description="the run directory's name: output_dir/name")
+    name: str = Field("run", description=f"the run directory's name, output_dir/name: letters, digits, '.', '_', '-' "
+                      f"(not '.' or '..'), at most {MAX_NAME_CHARS} characters")
     output_dir: str = Field("runs", description="where run directories are made")
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=lambda: ["tensorboard"],
         description="where metrics go besides metrics.jsonl: TensorBoard event files in the run directory, "
         "and/or Weights & Biases (needs `pip install wandb`; offline unless WANDB_MODE is set); [] for neither",
     )
-    seed: int = Field(0, description="seeds data splits, prompt order and sampling (a seed per group)")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seeds data splits, prompt order and sampling (a seed per group)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default torch's choice")
     model: ModelConfig = Field(default_factory=ModelConfig, description="the policy (and the KL reference)")
     data: DataConfig = Field(default_factory=lambda: DataConfig(task=TaskConfig()), description="examples to train on")
@@ -330,6 +333,22 @@ class Config(Strict):
                 f"grpo.gradient_accumulation_steps={g.gradient_accumulation_steps}: each micro-batch must hold "
                 "whole groups; make prompts_per_step a multiple of gradient_accumulation_steps"
             )
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_one_directory(cls, value: str) -> str:
+        problem = run_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _run_dir_inside_output_dir(self) -> "Config":
+        run_dir, root = self.run_dir, Path(self.output_dir)
+        if run_dir.is_symlink() and root.resolve() not in run_dir.resolve().parents:
+            raise ValueError(f"name {self.name!r}: {run_dir} is a symlink to {run_dir.resolve()}, outside output_dir "
+                             f"{self.output_dir!r}; a run writes only inside output_dir, so pick another name")
         return self
 
     @field_validator("grader")
@@ -365,9 +384,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set grpo.beta=0.04")
         key, _, text = item.partition("=")
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({e})") from None
+            value = load_yaml(text, f"--set {key}")
+        except InputFileError as e:
+            raise ConfigError(f"{e}; the value is parsed as YAML") from None
         node = raw
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -408,15 +427,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     raw: Any = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"config file {path} does not exist; pass the path of a YAML file")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise ConfigError(f"{where}: malformed YAML ({problem}); fix the syntax at that line") from None
+            raw = load_yaml(read_text(path, "config file"), str(path)) or {}
+        except InputFileError as e:
+            raise ConfigError(str(e)) from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections (model:, data:, grpo:, ...)")
     return config_from_dict(apply_overrides(raw, overrides or []))

@@ -3,7 +3,9 @@
 Everything user-facing goes through :class:`Console`, so ``--quiet`` silences it in one place.
 ``json_lines`` (``--json``) is quiet for people and prints JSON lines for machines instead: each
 metric record (through :class:`rft.report.loggers.JsonLinesSink`) and each summary table.
-Errors are not printed here: they are raised and the CLI turns them into one line and exit 2.
+Errors are not printed here: they are raised and the CLI turns them into one line and exit 2; an
+unexpected one (a bug, or an input no check knows) becomes one line naming the traceback file that
+:func:`unexpected_error` saves.
 
 Progress is a rich bar on a terminal. When stdout is not one (``make demo | tee log``, a CI log),
 rich would print the bar only once, at the end, so :class:`_PlainBar` prints plain lines instead
@@ -19,7 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 import time
+import traceback
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import IO, Any, Callable, Iterator
@@ -167,3 +172,19 @@ def timed(times: dict[str, float], phase: str) -> Iterator[None]:
     t0 = clock()
     yield
     times[f"time/{phase}"] = times.get(f"time/{phase}", 0.0) + clock() - t0
+
+
+def unexpected_error(exc: BaseException) -> str:
+    """One line for an exception no check anticipated; its traceback is saved to a file the line names
+    (in the temporary directory: the run directory may not exist yet, or be what failed)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    name = f"rft-traceback-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    path = os.path.join(tempfile.gettempdir(), name)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        saved = f"the traceback is in {path}"
+    except OSError as e:
+        saved = f"the traceback could not be saved ({e.strerror})"
+    return (f"unexpected {type(exc).__name__}: {first} -- not a known input problem (a bug, or an input no check "
+            f"names yet); {saved}; rerun with `rft --debug ...` to print it")

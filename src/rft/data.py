@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rft.files import atomic_write_text, jsonl_lines
+from rft.files import InputFileError, atomic_write_text, check_regular_file, jsonl_lines
 
 
 class DataError(ValueError):
@@ -116,7 +116,10 @@ def _chat_message(msg: Any, where: str) -> dict[str, str]:
 
 
 def raise_collected(path: Path, errors: list[str], what: str) -> None:
-    """One DataError listing the first ten of ``errors`` (every bad line or row of a file), if any."""
+    """One DataError listing the first ten of ``errors`` (every bad line or row of a file), if any;
+    a single error is one line."""
+    if len(errors) == 1:
+        raise DataError(f"{path}: 1 {what}: {errors[0]}")
     if errors:
         shown = "\n  ".join(errors[:10])
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
@@ -127,14 +130,13 @@ def read_jsonl(path: str | Path, *, require_prompt: bool = True) -> list[Example
     """Read a JSONL file of examples; every bad line is reported with its number.
     ``require_prompt=False``: see :func:`example_from_row`."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; check data.train_file / data.val_file")
+    _check_file(path)
     examples: list[Example] = []
     errors: list[str] = []
     for lineno, row, bad in jsonl_lines(path):
         where = f"{path}:{lineno}"
         if bad:
-            errors.append(f"{where}: invalid JSON ({bad.msg} at column {bad.colno})")
+            errors.append(f"{where}: {bad}")
             continue
         try:
             ex = example_from_row(row, where, require_prompt=require_prompt)
@@ -150,6 +152,16 @@ def read_jsonl(path: str | Path, *, require_prompt: bool = True) -> list[Example
     return examples
 
 
+def _check_file(path: Path) -> None:
+    """A data file must be a regular file: a FIFO or a device (``/dev/zero``) would hang or never end."""
+    try:
+        check_regular_file(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; check data.train_file / data.val_file") from None
+    except InputFileError as e:
+        raise DataError(str(e)) from None
+
+
 DATASETS_SUFFIXES = (".json", ".parquet", ".csv")
 
 
@@ -158,10 +170,12 @@ def read_dataset(path: str | Path) -> list[Example]:
     ``.json`` / ``.parquet`` / ``.csv`` file, or a directory written by ``Dataset.save_to_disk``.
     The last three are read with Hugging Face ``datasets`` (optional: ``pip install 'rft[datasets]'``)."""
     path = Path(path)
-    if path.is_file() and path.suffix == ".jsonl":
-        return read_jsonl(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory; check data.train_file / data.val_file")
+    if not path.is_dir():
+        _check_file(path)
+    if path.suffix == ".jsonl":
+        return read_jsonl(path)
     if path.is_file() and path.suffix not in DATASETS_SUFFIXES:
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .json, .parquet, .csv or a "
                         "directory written by datasets' save_to_disk")

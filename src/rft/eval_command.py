@@ -174,6 +174,8 @@ def resolve_settings(targets: list[Target], grader: str | None, max_new_tokens: 
             raise ConfigError(f"{flag} {value}: must be >= {low}")
     if temperature is not None and temperature <= 0:
         raise ConfigError(f"--temperature {temperature}: must be > 0 (greedy pass@1 is always reported)")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed {seed}: must be in [0, 2**63), like the config's seed")
     if grader is not None:
         try:
             spec = load_spec(grader)

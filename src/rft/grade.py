@@ -38,13 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from rft.data import DataError, Example, read_jsonl
-from rft.files import atomic_write_text, jsonl_lines
+from rft.files import InputFileError, atomic_write_text, jsonl_lines, load_yaml, parse_json, read_text
 from rft.graders.base import Grade, SpecError, passed_of
 from rft.graders.pool import GraderPool
 from rft.graders.registry import check_specs
@@ -68,16 +67,15 @@ def load_spec(text: str) -> dict[str, Any]:
     """A spec from a file path (.json/.yaml/.yml) or inline JSON."""
     path = Path(text)
     stripped = text.strip()
-    if not stripped.startswith("{") and path.is_file():
+    if not stripped.startswith("{") and path.exists():
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise InputError(f"--grader {text}: not valid YAML/JSON ({str(e).splitlines()[0]})") from None
+            loaded = load_yaml(read_text(path, "--grader"), f"--grader {text}")
+        except InputFileError as e:
+            raise InputError(str(e)) from None
     elif stripped.startswith("{"):
-        try:
-            loaded = json.loads(stripped)
-        except json.JSONDecodeError as e:
-            raise InputError(f"--grader: inline JSON is invalid ({e.msg} at column {e.colno})") from None
+        loaded, bad = parse_json(stripped)
+        if bad:
+            raise InputError(f"--grader: inline JSON is invalid: {bad}")
     else:
         raise InputError(f"--grader {text!r}: no such file, and not inline JSON (inline specs start with '{{')")
     if not isinstance(loaded, dict) or "type" not in loaded:
@@ -91,12 +89,12 @@ def _data_lines(path: Path) -> list[int]:
 
 
 def _read_completions(path: Path, expected: int) -> list[str]:
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"--completions {path}: no such file")
     out: list[str] = []
     for lineno, value, bad in jsonl_lines(path):
         if bad:
-            raise InputError(f"{path}:{lineno}: invalid JSON ({bad.msg} at column {bad.colno})")
+            raise InputError(f"{path}:{lineno}: {bad}")
         if isinstance(value, dict):
             value = value.get("completion")
         if not isinstance(value, str):
@@ -171,7 +169,7 @@ def grade_command(grader: str, data: str, completions: str | None, out: str | No
         spec = load_spec(grader)
         rows = load_rows(data, completions)
         check_specs(spec, [r.example for r in rows])
-    except (InputError, SpecError) as e:
+    except (InputError, InputFileError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()

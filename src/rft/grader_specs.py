@@ -121,8 +121,10 @@ class CodeSpec(Spec):
     tuple_as_list: bool = Field(False, description="a returned tuple may equal an expected list")
     max_output_kb: int = Field(64, ge=1, description="output kept per test")
     processes: int = Field(16, ge=4, description="process limit inside the sandbox")
-    isolation: Literal["auto", "bwrap", "unshare", "none"] = Field("auto", description="auto: the first that works")
-    require_isolation: bool = Field(False, description="refuse 'none' (rlimits only) when the grader is built")
+    isolation: Literal["auto", "bwrap", "unshare", "none"] = Field(
+        "auto", description="auto: bwrap, else unshare, else refused with the fix; none (rlimits only: the program "
+        "can read files and use the network) runs only when written here")
+    require_isolation: bool = Field(False, description="refuse 'none' too (built-in tasks with hidden tests set it)")
     python: Text | None = Field(None, description="the interpreter that runs programs; null: the system python3")
     entry_point_field: Text = Field("entry_point", description="the row field naming the function to call")
     tests_field: Text = Field("tests", description="the row field holding the list of tests")

@@ -34,7 +34,6 @@ the data, and ``"auto"`` as OpenAI resolves it (its choices are not published; o
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -42,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from rft.config import Config, ConfigError, SamplingConfig, apply_overrides, config_from_dict
-from rft.files import jsonl_lines
+from rft.files import InputFileError, jsonl_lines, parse_json, read_text
+from rft.runs import run_name_problem
 
 TOP_KEYS = {"model", "training_file", "validation_file", "method", "hyperparameters", "suffix", "seed", "metadata",
             "integrations"}
@@ -72,38 +72,18 @@ def _fail(where: str, problem: str, fix: str) -> ConfigError:
 
 def read_job(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"--openai-job {path}: no such file; give the JSON body of a fine-tuning job request")
-    text = path.read_text(encoding="utf-8")
     try:
-        body = json.loads(text, parse_constant=_not_finite, parse_float=_finite_float)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--openai-job {path}:{e.lineno}:{e.colno}: invalid JSON ({e.msg})") from None
-    except _NonFinite as e:  # every number of the body, hyperparameters and grader alike, is checked here
-        line = text.count("\n", 0, max(text.find(e.token), 0)) + 1
-        raise ConfigError(f"--openai-job {path}:{line}: {e.token} is not a finite number (NaN and Infinity are not "
-                          "JSON, and a number past 1.8e308 overflows); give a finite value") from None
+        text = read_text(path, "--openai-job")
+    except InputFileError as e:
+        raise ConfigError(str(e)) from None
+    body, bad = parse_json(text, finite=True)  # hyperparameters and grader numbers alike
+    if bad:
+        raise ConfigError(f"--openai-job {path}:{bad.line}: {bad}") from None
     if not isinstance(body, dict):
         raise ConfigError(f"--openai-job {path}: the body must be a JSON object (model, training_file, method, ...)")
     return body
-
-
-class _NonFinite(ValueError):
-    def __init__(self, token: str) -> None:
-        super().__init__(token)
-        self.token = token
-
-
-def _not_finite(token: str) -> float:
-    """json's hook for NaN, Infinity and -Infinity, which Python's json accepts and JSON does not."""
-    raise _NonFinite(token)
-
-
-def _finite_float(token: str) -> float:
-    value = float(token)
-    if not math.isfinite(value):  # 1e400
-        raise _NonFinite(token)
-    return value
 
 
 def _keys(obj: Any, allowed: set[str], where: str) -> dict[str, Any]:
@@ -203,7 +183,12 @@ def plan_job(path: str | Path, overrides: list[str] | None = None) -> JobPlan:
     if body.get("validation_file"):
         raw["data"]["val_file"] = _local(body["validation_file"], job_dir, "data.val_file")
     if body.get("suffix"):
-        raw["name"] = re.sub(r"[^A-Za-z0-9._-]+", "-", str(body["suffix"])).strip("-") or "openai-job"
+        # spaces and punctuation become '-'; a path separator or NUL is kept, so the name check refuses it
+        raw["name"] = re.sub(r"[^A-Za-z0-9._/\\\x00-]+", "-", str(body["suffix"])).strip("-")
+        problem = run_name_problem(raw["name"])
+        if problem:
+            raise _fail(f"suffix = {body['suffix']!r}", f"the run's name {raw['name']!r} {problem}",
+                        "give a suffix of letters, digits, '.', '_', '-' (it names the run directory)")
         notes.append(f"suffix {body['suffix']!r}: the run's name, {raw['name']!r}")
     if body.get("seed") is not None:
         raw["seed"] = body["seed"]

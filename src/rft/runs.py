@@ -12,6 +12,10 @@ Atomicity (:mod:`rft.files`): files are written to a temporary name in the same 
 then renamed. A checkpoint is assembled in ``step_N.tmp-*`` and renamed to ``step_N`` only when
 complete (:func:`rft.files.atomic_directory`), then ``latest`` is rewritten; a crash at any point
 leaves the previous checkpoint as the one ``latest`` names.
+
+The run's name is one directory inside ``output_dir``: :func:`run_name_problem` is the one check,
+used by the config's ``name`` (YAML or ``--set``) and an OpenAI job's ``suffix``; the config also
+refuses a name that is a symlink out of ``output_dir``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,30 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from rft.files import atomic_write_text, jsonl_lines
+
+MAX_NAME_CHARS = 100
+_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def run_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a run directory inside ``output_dir`` (the one check for every way a
+    name is set: YAML ``name``, ``--set name=``, a job body's ``suffix``), or None."""
+    if not name:
+        return "is empty; give the run a name, e.g. name: my-run"
+    if name in (".", ".."):
+        return "is not a directory of its own (it would write into or above output_dir); pick a name"
+    if len(name) > MAX_NAME_CHARS:
+        return f"is {len(name)} characters; at most {MAX_NAME_CHARS}"
+    if not _NAME_CHARS.fullmatch(name):
+        return ("has characters other than letters, digits, '.', '_', '-' (a path separator, NUL, space, ...); "
+                "the name is one directory inside output_dir")
+    return None
 
 
 def _jsonable(value: Any) -> Any:

@@ -31,12 +31,25 @@ def fn_example(tests=DOUBLE_TESTS, entry_point="f") -> Example:
     return Example("ex", "p", {"entry_point": entry_point, "tests": tests})
 
 
+def _test_isolation() -> str:
+    """The grading-logic tests run in the best isolation here; where there is none they name 'none'
+    (auto refuses to fall back to it)."""
+    try:
+        return get_sandbox("auto").isolation
+    except SandboxUnavailable:
+        return "none"
+
+
+ISOLATION = _test_isolation()
+
+
 def grade(program: str, tests=DOUBLE_TESTS, **spec):
-    return build({"type": "code", **spec})(program, fn_example(tests))
+    return build({"type": "code", "isolation": ISOLATION, **spec})(program, fn_example(tests))
 
 
 def stdio_grade(program: str, tests, **spec):
-    return build({"type": "code", "mode": "stdio", **spec})(program, Example("ex", "p", {"tests": tests}))
+    spec = {"type": "code", "mode": "stdio", "isolation": ISOLATION, **spec}
+    return build(spec)(program, Example("ex", "p", {"tests": tests}))
 
 
 # --- program extraction --------------------------------------------------------------------------
@@ -250,6 +263,66 @@ def test_require_isolation_refuses_rlimits_only():
         get_sandbox("none", require_isolation=True)
 
 
+@pytest.fixture()
+def no_isolation_tools(monkeypatch, tmp_path):
+    """This machine as one without bubblewrap or unshare: PATH holds neither (so their probes fail
+    the way the code detects a missing tool), and the probe caches start and end empty."""
+    from rft.graders import code, sandbox
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    for cache in (sandbox._probe, code._cached_sandbox):
+        cache.cache_clear()
+    yield
+    for cache in (sandbox._probe, code._cached_sandbox):
+        cache.cache_clear()
+
+
+def test_auto_without_bwrap_or_namespaces_refuses_with_the_fix(no_isolation_tools):
+    with pytest.raises(SandboxUnavailable) as e:
+        get_sandbox("auto")
+    message = str(e.value)
+    assert "bwrap not found on PATH" in message and "install bubblewrap" in message
+    assert "isolation: none" in message and "\n" not in message
+
+
+def test_code_grader_without_isolation_is_refused_when_built_not_at_the_first_grade(no_isolation_tools):
+    with pytest.raises(SpecError, match="code grader: no usable sandbox.*install bubblewrap"):
+        build({"type": "code"})
+
+
+def test_explicit_isolation_none_still_runs_with_its_warning(no_isolation_tools):
+    g = build({"type": "code", "isolation": "none"})("def f(x):\n    return 2 * x", fn_example())
+    assert (g.score, g.details["isolation"]) == (1.0, "none") and "NO ISOLATION" in g.details["isolation_warning"]
+
+
+@pytest.mark.parametrize("task", ["code", "humaneval"])
+def test_builtin_tasks_with_hidden_tests_refuse_to_run_unisolated(no_isolation_tools, task):
+    from rft.tasks import code as code_task
+    from rft.tasks import humaneval
+
+    spec = {"code": code_task.GRADER_SPEC, "humaneval": humaneval.GRADER_SPEC}[task]
+    with pytest.raises(SpecError, match="no usable sandbox"):
+        build(dict(spec))
+    with pytest.raises(SpecError, match="refused by require_isolation"):
+        build({**spec, "isolation": "none"})
+
+
+def test_cli_refuses_the_code_task_without_isolation_in_one_line(tmp_path):
+    """`rft grade --task code --reference` on a machine without bwrap or unshare (an empty PATH):
+    one line with the fix and exit 2, not a run with rlimits only."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    proc = subprocess.run([sys.executable, "-m", "rft.cli", "grade", "--task", "code", "--reference", "--limit", "2",
+                           "--workers", "0"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": str(tmp_path), "PYTHONPATH": src})
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err[-2000:]
+    assert "no usable sandbox" in err and "install bubblewrap" in err
+
+
 def test_unknown_isolation_mode_is_refused():
     with pytest.raises(SandboxUnavailable, match="unknown"):
         get_sandbox("vm")
@@ -291,7 +364,7 @@ def test_code_examples_are_deterministic_in_the_seed():
 def test_code_examples_have_distinct_prompts_and_the_code_grader_spec():
     examples = make_code_examples(200, seed=0)
     assert len({e.prompt for e in examples}) == 200
-    assert all(e.grader == {"type": "code", "mode": "function"} and e.get("entry_point") == "f" for e in examples)
+    assert all(e.grader == {"type": "code", "mode": "function", "require_isolation": True} and e.get("entry_point") == "f" for e in examples)
 
 
 def test_code_examples_hide_some_tests_from_the_prompt():

@@ -65,12 +65,13 @@ class CodeGrader:
 
     @classmethod
     def from_spec(cls, spec: CodeSpec) -> "CodeGrader":
+        """Resolves the sandbox now (probed once per process): a machine that cannot isolate the
+        program is refused when the grader is built, at load, not at the first grade."""
         grader = cls(spec)
-        if spec.require_isolation:
-            try:
-                grader.sandbox()
-            except SandboxUnavailable as e:
-                raise SpecError(f"code grader: require_isolation=true, but {e}") from e
+        try:
+            grader.sandbox()
+        except SandboxUnavailable as e:
+            raise SpecError(f"code grader: {e}") from e
         return grader
 
     @property

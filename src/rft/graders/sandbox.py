@@ -4,7 +4,8 @@
 returns a typed :class:`RunResult`: the harness's result lines (from a dedicated pipe), capped
 stdout/stderr, whether the parent had to kill it for time or output, and which isolation was used.
 
-Isolation modes, tried in this order by ``isolation="auto"`` (each probed once per process):
+Isolation modes; ``isolation="auto"`` takes the first of bwrap and unshare that works (each probed
+once per process) and never falls back to ``none``: with neither it refuses, naming the fix.
 
 ``bwrap``   bubblewrap with every namespace unshared (user, pid, net, ipc, uts, cgroup, mount),
             ``--disable-userns``, ``--new-session``, ``--die-with-parent``, ``--as-pid-1`` (the
@@ -15,9 +16,9 @@ Isolation modes, tried in this order by ``isolation="auto"`` (each probed once p
 ``unshare`` util-linux ``unshare`` (net, pid, ipc, uts, mount; plus user when not root), a shell
             step that builds the same filesystem view with bind mounts and ``chroot``s into it,
             then ``setpriv`` with an empty capability bounding set. Slower (~0.1 s), same coverage.
-``none``    rlimits, a new session, an empty environment and a temporary working directory only.
-            Logged as a warning once per process and reported in every :class:`RunResult`
-            (``warning``); ``require_isolation=True`` refuses to run in this mode.
+``none``    rlimits, a new session, an empty environment and a temporary working directory only;
+            only when named (``isolation: none``). Logged as a warning once per process and reported
+            in every :class:`RunResult` (``warning``); ``require_isolation=True`` refuses it.
 
 In every mode the harness sets, before any untrusted code runs: RLIMIT_AS (memory), RLIMIT_CPU,
 RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC and no core files. The parent enforces the wall clock
@@ -32,7 +33,7 @@ unprivileged instead; ``--ro-bind-fd`` cannot help reach a 0700 home, because bw
 the fd's path component by component. Where unprivileged user namespaces are blocked (some
 Ubuntu/Debian settings; not the case on the reference machine, so this path is by design, not
 observed), bwrap fails its probe; a root caller then still gets ``unshare`` mode (root needs no
-user namespace), a non-root caller gets ``none``.
+user namespace), a non-root caller is refused (tests simulate it by failing both probes).
 
 Why the sandbox never maps to host root: the kernel exempts uid 0 from RLIMIT_NPROC, so a fork
 bomb inside a sandbox whose user is host root is unbounded. When the caller is root, every run
@@ -159,42 +160,43 @@ def _popen_ids(mode: str, uid: int | None) -> dict[str, Any]:
 
 _ENV = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8", "HOME": "/tmp"}
 _NO_ISOLATION_WARNING = (
-    "NO ISOLATION: untrusted code ran with rlimits only (no bwrap/unshare namespaces); it could "
-    "read files and use the network. Install bubblewrap or set require_isolation: true."
+    "NO ISOLATION: untrusted code ran with rlimits only (isolation: none); it could read files and "
+    "use the network. Install bubblewrap and set isolation: auto."
 )
 
 
 def get_sandbox(isolation: str = "auto", require_isolation: bool = False, python: str | None = None) -> Sandbox:
     """Resolve ``isolation`` ("auto" or one of MODES) to a working :class:`Sandbox`.
 
-    "auto" takes the first mode whose probe succeeds; a named mode must work or this raises
-    :class:`SandboxUnavailable`. ``require_isolation`` refuses "none".
+    "auto" takes the first of bwrap and unshare whose probe succeeds, never "none": code runs
+    unisolated only when the caller named "none". A named mode must work. Otherwise, and for "none"
+    with ``require_isolation``, this raises :class:`SandboxUnavailable` with the fix.
     """
     if isolation != "auto" and isolation not in MODES:
         raise SandboxUnavailable(f"isolation={isolation!r} is unknown; use 'auto' or one of {list(MODES)}")
+    if isolation == "none" and require_isolation:
+        raise SandboxUnavailable("isolation 'none' (rlimits only) is refused by require_isolation (tests the program "
+                                 "must not read); use isolation: auto, with bubblewrap installed")
     interpreter = python or _default_python()
-    candidates = MODES if isolation == "auto" else (isolation,)
     failures = []
-    for mode in candidates:
-        if mode == "none" and require_isolation:
-            break
+    for mode in ("bwrap", "unshare") if isolation == "auto" else (isolation,):
         problem = _probe(mode, interpreter)
         if problem is None:
             if mode == "none":
-                _warn_no_isolation(tuple(failures))
+                _warn_no_isolation()
             return Sandbox(mode, interpreter)
         failures.append(f"{mode}: {problem}")
     raise SandboxUnavailable(
-        "no usable sandbox (" + "; ".join(failures or ["'none' refused by require_isolation"]) + "). "
-        "Fix: install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces "
-        "(sysctl kernel.unprivileged_userns_clone=1 / kernel.apparmor_restrict_unprivileged_userns=0), "
-        "or set require_isolation: false to accept rlimits-only execution."
+        "no usable sandbox (" + "; ".join(failures) + "). Fix: install bubblewrap (apt-get install bubblewrap) "
+        "and allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 / "
+        "kernel.apparmor_restrict_unprivileged_userns=0); or, knowing the program can then read files and use "
+        "the network, write isolation: none"
     )
 
 
 @functools.lru_cache(maxsize=None)
-def _warn_no_isolation(failures: tuple[str, ...]) -> None:
-    log.warning("%s Probes: %s", _NO_ISOLATION_WARNING, "; ".join(failures) or "none tried")
+def _warn_no_isolation() -> None:
+    log.warning(_NO_ISOLATION_WARNING)
 
 
 @functools.lru_cache(maxsize=None)

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rft.files import jsonl_lines
+from rft.files import jsonl_lines, read_text
 
 DEFAULT_TEXT = Path(__file__).with_name("general_text.txt")
 TOP_K = 64
@@ -44,12 +44,12 @@ def read_general_text(path: str | Path | None = None) -> list[str]:
         texts = []
         for n, row, bad in jsonl_lines(p):
             if bad:
-                raise ValueError(f"{p}:{n}: not JSON ({bad.msg}); each line must be {{\"text\": \"...\"}}")
+                raise ValueError(f"{p}:{n}: {bad}; each line must be {{\"text\": \"...\"}}")
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                 raise ValueError(f"{p}:{n}: expected an object with a string 'text' field")
             texts.append(row["text"])
     else:
-        texts = [t.strip() for t in p.read_text(encoding="utf-8").split("\n\n") if t.strip()]
+        texts = [t.strip() for t in read_text(p, "eval.capability_file", 256 << 20).split("\n\n") if t.strip()]
     if not texts:
         raise ValueError(f"{p}: no text found; the capability guard needs at least one paragraph")
     return texts

@@ -12,7 +12,8 @@ of the shown pairs cannot score full marks. Fields:
 - ``solution``: the reference one-line function (for an SFT warm start, or to check the task);
 - ``family``: the template's name, for per-family metrics.
 
-Every example carries the grader spec ``{"type": "code", "mode": "function"}``. Templated so that
+Every example carries the grader spec ``{"type": "code", "mode": "function", "require_isolation": true}``
+so it never runs unisolated (the tests are hidden from the program). Templated so that
 a tiny model can learn part of it: the families share the answer shape ``def f(x): return ...``.
 Not covered: multi-line programs, stdio tasks, functions of more than one argument.
 """
@@ -26,7 +27,9 @@ from typing import Any, Callable
 
 from rft.data import Example
 
-GRADER_SPEC = {"type": "code", "mode": "function"}
+# require_isolation: the tests are hidden, and rlimits alone let a program read them (or regenerate
+# them from this package) on the host
+GRADER_SPEC = {"type": "code", "mode": "function", "require_isolation": True}
 SHOWN = 3
 HIDDEN = 2
 

@@ -60,7 +60,9 @@ INSTRUCTION = ("Complete this Python function. Answer with the whole function, w
                "functions it uses, in one ```python block.")
 # All or nothing, as HumanEval counts a problem solved: with partial credit a constant answer (always
 # True) would earn the share of tests expecting it -- more than half on many problems (rft audit).
-GRADER_SPEC = {"type": "code", "mode": "function", "partial_credit": False}
+# require_isolation: rlimits alone let a completion read HumanEval.jsonl.gz from site-packages and run
+# the canonical solution
+GRADER_SPEC = {"type": "code", "mode": "function", "partial_credit": False, "require_isolation": True}
 TIMEOUT_S = 6.0  # the whole run of one answer's tests; HumanEval's own harness gives a problem 3 s
 _RECORD = "_rft_record"
 # Inputs rft adds, with expected values from the canonical solution: HumanEval/34's only test is the
