@@ -79,7 +79,7 @@ def test_a_different_text_set_cannot_be_compared_with_a_saved_reference(model_an
 def test_bad_general_text_files_name_the_line_and_the_fix(tmp_path):
     bad = tmp_path / "g.jsonl"
     bad.write_text(json.dumps({"text": "fine"}) + "\n{not json\n")
-    with pytest.raises(ValueError, match=r"g.jsonl:2: not JSON"):
+    with pytest.raises(ValueError, match=r"g.jsonl:2: invalid JSON .*; each line must be"):
         read_general_text(bad)
     bad.write_text(json.dumps({"body": "x"}) + "\n")
     with pytest.raises(ValueError, match=r"g.jsonl:1: expected an object with a string 'text'"):
