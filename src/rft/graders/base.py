@@ -85,10 +85,11 @@ def passed_of(grade: Grade) -> bool:
 
 
 def safe_grade(grader: Grader, completion: str, example: Example) -> Grade:
-    """Call ``grader`` and never raise: any exception becomes score 0 with the error recorded."""
+    """Call ``grader`` and never raise: any exception, and ``SystemExit`` (``sys.exit()`` in reward code run
+    in-process), becomes score 0 with the error recorded. ``KeyboardInterrupt`` still stops the run."""
     try:
         grade = grader(completion, example)
-    except Exception as e:  # noqa: BLE001 - a grader bug must not kill training; it is recorded
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - a grader bug must not kill training; it is recorded
         return Grade(0.0, False, f"grader error: {type(e).__name__}: {e}"[:300], {"error": type(e).__name__})
     if not isinstance(grade, Grade):
         return Grade(0.0, False, f"grader returned {type(grade).__name__}, not Grade", {"error": "BadReturn"})

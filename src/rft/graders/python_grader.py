@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from rft.data import Example
 from rft.grader_specs import PythonSpec
-from rft.graders.base import Grade, SpecError
+from rft.graders.base import Grade, Grader, SpecError
 from rft.graders.templates import strict_json_loads
 
 
@@ -87,6 +87,12 @@ def _number(value: Any) -> float | str:
     return float(value)
 
 
+# Python callables handed to rft.train / rft.evaluate / rft.grade in this process, by the reference
+# their spec records (``{"type": "python", "function": "module:qualname"}``); filled by
+# rft.graders.callables.register. A reference found here is used as is, never imported.
+IN_PROCESS: dict[str, Grader] = {}
+
+
 @dataclass(frozen=True)
 class PythonGrader:
     spec: PythonSpec
@@ -94,6 +100,8 @@ class PythonGrader:
 
     @classmethod
     def from_spec(cls, spec: PythonSpec) -> "PythonGrader":
+        if spec.function in IN_PROCESS:
+            return IN_PROCESS[spec.function]  # type: ignore[return-value]  # same protocol, same spec
         if spec.function is not None:
             return cls(spec, load_callable(spec.function))
         if spec.source is not None:
