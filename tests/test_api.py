@@ -120,3 +120,13 @@ def test_train_returns_the_run_its_metrics_and_checkpoints(tmp_path):
     assert set(result.metrics) >= {"val/pass@1"} and result.checkpoint == result.run_dir / "checkpoints" / "step_000001"
     assert result.best_checkpoint in (None, result.run_dir / "checkpoints" / "best")
     assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["grader"]["function"] == "test_api:batch_reward"
+
+
+def test_evaluate_scores_a_hub_model_with_a_python_reward(tmp_path, hub_cache, tiny_model_dir):
+    from conftest import publish_to_hub_cache
+
+    publish_to_hub_cache(hub_cache, "rft-test/tiny", tiny_model_dir)
+    data = tmp_path / "val.jsonl"
+    data.write_text("".join(f'{{"id": "{a}", "prompt": "{a}+1=", "answer": "{a + 1}"}}\n' for a in range(4)))
+    [res] = rft.evaluate("rft-test/tiny", str(data), grader=reward, max_new_tokens=2, device="cpu")
+    assert res.metrics["pass@1"] in (0.0, 0.25, 0.5, 0.75, 1.0) and len(res.rows) == 4
