@@ -11,8 +11,7 @@ import os
 import sys
 from typing import Any, Callable
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: models come from local dirs
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The hub is reached only where model.path names a hub id (rft.models.hub); transformers gets local dirs.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
@@ -161,7 +160,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(run.config_path, args.overrides)
         result = train(cfg, resume=args.resume, console=console)
     else:
-        result = train(load_config(args.config, args.overrides), overwrite=args.overwrite, console=console)
+        from rft.quickstart import start_overrides
+
+        cfg = load_config(args.config, start_overrides(args))
+        if args.config is None and not args.quiet and not args.json:  # no file to read: show what runs
+            print(cfg.to_yaml())
+        result = train(cfg, overwrite=args.overwrite, console=console)
     if not is_main_process():  # under torchrun rank 0 alone reports
         return 0
     console.table("rft train", [
@@ -261,6 +265,8 @@ def _end_of_run_report(run_dir: Any, console: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rft.quickstart import add_init_command, add_start_flags
+
     parser = argparse.ArgumentParser(prog="rft", description="Reinforcement fine-tuning with verifiable rewards.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -296,7 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true", help="print one JSON line per metric record (for machines)")
+    add_start_flags(p)
     p.set_defaults(func=cmd_train)
+
+    _config_args(add_init_command(sub))
 
     p = sub.add_parser("report", help="write report.html (plots, alerts, samples, config); several runs overlay")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories; two or more are compared")

@@ -9,7 +9,8 @@ first, so a directory named ``ORG/NAME`` in the working directory wins, as in tr
 
 :func:`snapshot` calls ``huggingface_hub.snapshot_download`` into the standard cache: ``HF_HUB_CACHE``
 (or ``HUGGINGFACE_HUB_CACHE``, or ``HF_HOME``/hub, or ``~/.cache/huggingface/hub``), with the token
-from ``HF_TOKEN`` or ``hf auth login`` and the library's own progress bars. ``HF_HUB_OFFLINE=1`` (or
+from ``HF_TOKEN`` or ``hf auth login`` and a progress bar (files and bytes, even where the CLI
+hides transformers' other bars). ``HF_HUB_OFFLINE=1`` (or
 ``TRANSFORMERS_OFFLINE=1``) reads the cache only. huggingface_hub reads these variables once, when it
 is imported; rft reads them again at each resolution, so a notebook or test that sets them later is
 honoured. A snapshot already cached is used when the hub cannot be reached (the library's fallback).
@@ -80,6 +81,7 @@ def snapshot(repo_id: str, revision: str | None = None) -> Path:
     """The local snapshot directory of hub model ``repo_id`` at ``revision`` (default ``main``),
     downloaded into the hub cache unless offline or already there."""
     from huggingface_hub import snapshot_download
+    from tqdm.auto import tqdm
     from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
 
@@ -87,7 +89,7 @@ def snapshot(repo_id: str, revision: str | None = None) -> Path:
     at = f"@{revision}" if revision else ""
     try:
         path = snapshot_download(repo_id, revision=revision, cache_dir=cache, local_files_only=off,
-                                 ignore_patterns=IGNORE)
+                                 ignore_patterns=IGNORE, tqdm_class=tqdm)  # shown though rft hides other bars
     except LocalEntryNotFoundError:
         why = "HF_HUB_OFFLINE is set" if off else "the hub cannot be reached"
         raise ModelError(f"model.path={repo_id!r}{at}: not in the Hugging Face cache ({cache}) and {why}; fetch it "
