@@ -105,3 +105,13 @@ def test_an_openai_job_may_name_a_hub_model(tmp_path):
     (tmp_path / "job.json").write_text(json.dumps({**body, "model": "o4-mini"}))
     with pytest.raises(ConfigError, match="hub id ORG/NAME"):
         plan_job(tmp_path / "job.json", sets)
+
+
+def test_the_cli_reports_an_uncached_id_in_one_line_with_status_2(hub_cache, tmp_path, monkeypatch, capsys):
+    from rft.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--model", "someorg/not-cached", "--dataset", "arithmetic", "--steps", "1", "--quiet",
+                 "--set", "data.task.val_size=4", "--set", "data.task.digits=1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "`hf download someorg/not-cached`" in err
