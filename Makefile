@@ -5,7 +5,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 
-.PHONY: demo demo-smollm2 test test-all test-oldest install install-dev clean
+.PHONY: demo demo-smollm2 test test-all test-kernels test-oldest install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ test: $(VENV)/.installed-dev
 # Everything, slow tests included.
 test-all: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -m ""
+
+# The tests that sample or train (marked `model`; tests/conftest.py fails one that builds a model
+# unmarked), again under torch's portable kernels. What a seed samples differs between CPUs (AMX,
+# AVX-512, AVX2 and these reduce floats in different orders), and a test must hold on any of them:
+# `default` is the setting most unlike the machine's own, which `make test` uses. CI runs both.
+test-kernels: $(VENV)/.installed-dev
+	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest -q -m "model and not slow"
 
 # The oldest transformers rft supports -- the lower bound in pyproject.toml, read from there -- in a
 # venv of its own, on the tests that call into transformers and peft (about 2 minutes). `make test`

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Learning efficacy on the 3-digit warm start: rft GRPO on exactly the problem of TRL's anchor.
 
-The anchor is ``../shared/bench/trl/`` (``sft_warmstart.py`` makes the warm start, greedy held-out
+The anchor is ``bench/trl_anchor/`` (``sft_warmstart.py`` makes the warm start, greedy held-out
 accuracy 15.0 %, pass@8 48.6 %; ``trl_grpo_learn.py`` trains it with TRL: best of ten
 configurations 19.6 % after 300 steps). This script puts rft on the same footing:
 
@@ -40,7 +40,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_TRL_BENCH = HERE.parent.parent / "shared" / "bench" / "trl"
+DEFAULT_TRL_BENCH = HERE / "trl_anchor"
 CONFIG = HERE / "configs" / "efficacy_add3.yaml"
 NUM_TRAIN_PROMPTS = 4096
 PROMPT_SEED = 2

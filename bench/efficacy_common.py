@@ -1,5 +1,5 @@
 """Shared by the learning-efficacy benchmarks: run one rft GRPO configuration and summarise it the
-way ``../shared/bench/trl/trl_grpo_learn.py`` summarises a TRL run, so the two sides line up.
+way ``bench/trl_anchor/trl_grpo_learn.py`` summarises a TRL run, so the two sides line up.
 
 Clocks. rft times every step itself (``step_s`` in ``metrics.jsonl``: rollout, grading, advantages,
 reference log-probs, update; validation and checkpoints are outside it). ``train_s`` at an

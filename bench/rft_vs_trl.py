@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """rft vs TRL, step time on the same work: alternating runs, one machine, one batch.
 
-Builds the tiny GPT-2 of ``../shared/bench/trl/make_tiny_model.py`` (with the TRL venv's python, as
+Builds the tiny GPT-2 of ``bench/trl_anchor/make_tiny_model.py`` (with the TRL venv's python, as
 that README says), then alternates rft and TRL runs (rft, TRL, rft, TRL, ...) on the same model
 directory and settings, and prints each run's median step time, completion tokens/s and peak RSS,
 and the rft/TRL ratios. Configs:
@@ -21,7 +21,7 @@ Hold the shared CPU lock for the whole batch, so that nothing else runs in betwe
 
     flock /tmp/rft-cpu.lock .venv/bin/python bench/rft_vs_trl.py --config a --pairs 3
 
-Needs the TRL venv of ``../shared/bench/trl/README.md`` at ``$TMPDIR/trlvenv`` (or ``--trl-python``).
+Needs the TRL venv of ``bench/trl_anchor/README.md`` at ``$TMPDIR/trlvenv`` (or ``--trl-python``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "bench" / "trl"
+SHARED = ROOT / "bench" / "trl_anchor"
 CONFIGS = {"a": 16, "b": 128}  # max new tokens
 N_PROMPTS, PROMPTS_PER_STEP, G = 256, 8, 8
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-out", help="write every run and the summary to this file")
     args = p.parse_args(argv)
     if not Path(args.trl_python).exists() and not args.skip_trl:
-        p.error(f"--trl-python {args.trl_python}: not found; create the TRL venv as ../shared/bench/trl/README.md says")
+        p.error(f"--trl-python {args.trl_python}: not found; create the TRL venv as bench/trl_anchor/README.md says")
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

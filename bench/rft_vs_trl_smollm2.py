@@ -45,7 +45,7 @@ Hold the CPU lock for the whole batch:
     flock /tmp/rft-cpu.lock .venv/bin/python bench/rft_vs_trl_smollm2.py --setting lora --pairs 2
     flock /tmp/rft-cpu.lock .venv/bin/python bench/rft_vs_trl_smollm2.py --setting full --pairs 1 --steps 8
 
-Needs the TRL venv of ``../shared/bench/trl/README.md`` (``--trl-python``) and the converted model
+Needs the TRL venv of ``bench/trl_anchor/README.md`` (``--trl-python``) and the converted model
 (``--model``: a directory, or the preset ``smollm2-135m-instruct`` resolved by rft under ``$RFT_CACHE``).
 """
 
@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-out", help="write every run, the peaks and the tables to this file")
     args = p.parse_args(argv)
     if not args.skip_trl and not Path(args.trl_python).exists():
-        p.error(f"--trl-python {args.trl_python}: not found; create the TRL venv as ../shared/bench/trl/README.md says")
+        p.error(f"--trl-python {args.trl_python}: not found; create the TRL venv as bench/trl_anchor/README.md says")
     if args.steps <= args.warmup:
         p.error("--steps must be larger than --warmup")
 

@@ -3,7 +3,7 @@
 
 Runs in the TRL venv (``$TMPDIR/trlvenv/bin/python``); ``bench/rft_vs_trl_smollm2.py`` calls it.
 The step timer, the phase timers and the result line come from
-``../shared/bench/trl/trl_grpo_cpu.py`` (loaded from its file, nothing in it patched): a
+``bench/trl_anchor/trl_grpo_cpu.py`` (loaded from its file, nothing in it patched): a
 ``TrainerCallback`` times ``on_step_begin``..``on_step_end``, a trainer subclass times
 ``_generate``, ``_generate_and_score_completions``, the reference forward, ``compute_loss`` and
 ``training_step``. What this file adds:
@@ -47,7 +47,7 @@ import time
 import warnings
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "trl"
+SHARED = Path(__file__).resolve().parent / "trl_anchor"
 
 
 def load_anchor():

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run the shared TRL anchor scripts with one constant changed, without editing them.
 
-Runs in the TRL venv (``$TMPDIR/trlvenv/bin/python``). ``../shared/bench/trl/`` fixes two values as
+Runs in the TRL venv (``$TMPDIR/trlvenv/bin/python``). ``bench/trl_anchor/`` fixes two values as
 module constants that the generation-heavy config (b) of ``bench/rft_vs_trl.py`` needs changed:
 
     trl_wrap.py model OUT_DIR --n-positions 256 [--seed 0]
@@ -20,7 +20,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "trl"
+SHARED = Path(__file__).resolve().parent / "trl_anchor"
 
 
 def load(name: str):

@@ -100,6 +100,7 @@ def _readme_python_example() -> str:
     return blocks[0]
 
 
+@pytest.mark.model
 def test_the_readme_python_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     code = _readme_python_example()
     assert "rft.train(" in code and len(code.splitlines()) <= 20
@@ -112,6 +113,7 @@ def test_the_readme_python_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     assert (run / "checkpoints" / "step_000002").is_dir()
 
 
+@pytest.mark.model
 def test_train_returns_the_run_its_metrics_and_checkpoints(tmp_path):
     result = rft.train({"output_dir": str(tmp_path), "name": "r", "report_to": []},
                        ["grpo.steps=1", "grpo.prompts_per_step=2", "data.task.val_size=4", "data.task.digits=1"],
@@ -122,6 +124,7 @@ def test_train_returns_the_run_its_metrics_and_checkpoints(tmp_path):
     assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["grader"]["function"] == "test_api:batch_reward"
 
 
+@pytest.mark.model
 def test_evaluate_scores_a_hub_model_with_a_python_reward(tmp_path, hub_cache, tiny_model_dir):
     from conftest import publish_to_hub_cache
 

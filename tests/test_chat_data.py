@@ -67,6 +67,7 @@ def test_bad_chat_rows_name_the_line_and_the_fix(tmp_path, row, message):
     assert message in str(e.value)
 
 
+@pytest.mark.model
 def test_chat_prompt_is_rendered_with_the_template_and_a_generation_prompt(tmp_path, chat_model_dir):
     _write_jsonl(tmp_path / "train.jsonl", _openai_rows(12))
     cfg = config_from_dict({"model": {"path": str(chat_model_dir)}, "report_to": [],
@@ -87,6 +88,7 @@ def test_chat_rows_without_a_chat_template_fail_naming_the_line(tmp_path, tiny_m
         open_session(cfg)
 
 
+@pytest.mark.model
 def test_grpo_runs_on_openai_format_chat_data(tmp_path, chat_model_dir):
     _write_jsonl(tmp_path / "train.jsonl", _openai_rows(20))
     cfg = config_from_dict({

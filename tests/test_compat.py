@@ -16,6 +16,9 @@ import yaml
 from rft.models.compat import cache_kwargs, peft_wrapping
 from rft.models.load import load_model
 from rft.rollout.kv_cache import decode_cache
+import pytest
+
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 
 
 def _forward_warnings(model, ids, cache) -> list[str]:

@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 from rft.config import ConfigError, config_from_dict
 from rft.distributed import Dist, group_seeds, init_distributed
 
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
             "-m", "rft.cli", "train"]
 SINGLE = [sys.executable, "-m", "rft.cli", "train"]

@@ -329,6 +329,7 @@ def test_retry_transcripts_are_laid_out_as_episodes_are(tok):
     assert "<eos>\nError: " in tok.decode(ids[len(prompt):]) and ex.get("gold_sql") not in tok.decode(ids)
 
 
+@pytest.mark.model
 def test_sql_multiturn_config_trains_end_to_end(tmp_path):
     """bars/11: the example config runs, logs episode/turns_mean > 1, and writes transcripts with
     observations into the samples and the report."""

@@ -13,6 +13,8 @@ from rft.export import export
 from rft.grpo.train import train
 from rft.models.load import load_policy
 
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
+
 QUIET = Console(quiet=True)
 IDS = torch.tensor([[2, 10, 5, 11, 14, 6], [2, 12, 5, 13, 14, 7]])
 

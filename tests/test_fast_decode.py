@@ -12,6 +12,8 @@ from rft.rollout.fast_decode import fast_decoder
 from rft.rollout.kv_cache import decode_cache
 from rft.rollout.sampler import left_pad
 
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
+
 V = 61
 SMALL = dict(vocab_size=V, hidden_size=48, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
              max_position_embeddings=64, pad_token_id=0, eos_token_id=1, bos_token_id=2)

@@ -4,6 +4,9 @@ from transformers.activations import GELUTanh, NewGELUActivation
 
 from rft.models.fast import fuse_activations
 from rft.models.load import load_model
+import pytest
+
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 
 
 def test_fused_gelu_swaps_gpt2_activations_and_keeps_outputs_and_gradients(tmp_path):

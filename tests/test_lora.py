@@ -18,6 +18,8 @@ from rft.models.load import load_model, load_policy  # noqa: E402
 from rft.models.lora import is_lora, reference_scoring  # noqa: E402
 from rft.sft import sft  # noqa: E402
 
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
+
 QUIET = Console(quiet=True)
 LORA = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj", "up_proj"]}
 

@@ -9,6 +9,8 @@ from rft.console import Console
 from rft.grpo.train import train
 from rft.models.load import embedded_model_dir, load_model, load_tokenizer
 
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
+
 BENCH_MODEL_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "bench" / "trl" / "make_tiny_model.py"
 
 

@@ -66,6 +66,7 @@ def _local(model: str) -> list[str]:
             f"data.val_file={ROOT}/configs/openai/valid.jsonl"]
 
 
+@pytest.mark.model
 def test_the_documented_job_body_trains_end_to_end(tmp_path, chat_model, capsys):
     job = _job(tmp_path, DOCUMENTED)
     sets = [*_local(chat_model), f"output_dir={tmp_path}", "grpo.steps=2", "grpo.prompts_per_step=2",

@@ -43,6 +43,8 @@ from rft.models.presets import META_FILE, PRESETS, PresetError, fetch_wheel, pre
 from rft.rollout import SamplingParams, TorchSampler
 from rft.doctor import DOCTOR_FILE, baseline_verdict, doctor
 
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
+
 PRESET = "smollm2-135m-instruct"
 EOS = "<|im_end|>"
 QUIET = Console(quiet=True)

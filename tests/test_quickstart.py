@@ -37,6 +37,7 @@ def test_dataset_flag_is_a_task_or_a_file(tmp_path):
         flag_overrides(None, "openai/gsm8k", None, False, None)
 
 
+@pytest.mark.model
 def test_train_runs_from_flags_alone_and_records_them(tmp_path, tiny_model_dir, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code = main(["train", "--model", str(tiny_model_dir), "--dataset", "arithmetic", "--grader", "arithmetic",

@@ -147,6 +147,7 @@ def test_audit_finds_no_hole_by_default_and_the_scorers_holes_with_partial_credi
     assert all("ran the answer as code" in h.reason for h in unscreened.holes)
 
 
+@pytest.mark.model
 def test_the_reasoning_gym_config_trains_two_steps_on_the_tiny_model(rg, tmp_path):
     from rft.console import Console
     from rft.grpo.train import train

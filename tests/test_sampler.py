@@ -5,6 +5,8 @@ from rft.models.load import load_model, load_tokenizer
 from rft.rollout import SamplingParams, TorchSampler
 from rft.rollout.sampler import filter_logits
 
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
+
 PROMPTS = ["1+2=", "47+38=", "123+4=", "9=", "ab+cd=", "7*8=", "99+99=", "5-3="]
 
 

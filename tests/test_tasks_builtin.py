@@ -251,6 +251,7 @@ def test_resolved_config_of_a_generated_task_loads_again(tmp_path):
 # -- every example config trains ----------------------------------------------------------------
 
 
+@pytest.mark.model
 def test_every_example_config_trains_two_steps_and_logs_its_graders_metrics(tmp_path):
     from rft.console import Console
     from rft.grpo.train import train

@@ -12,6 +12,8 @@ from rft.grpo.update import Batch, batch_logprobs, global_loss_norm, update_poli
 from rft.models.load import load_model, load_tokenizer
 from rft.optim import make_optimizer, make_scheduler
 
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
+
 G = 4
 ROUNDING = 4.8e-7  # the largest |ref - logp| measured at step 1 of a real run (policy == reference, float32)
 
@@ -102,14 +104,28 @@ def test_the_skip_is_decided_with_the_other_ranks(batch):
     seen = []
 
     class AnotherRankHasSignal(Dist):
-        def any(self, flag: bool) -> bool:
+        def any(self, flag: bool) -> bool:  # the first question is the signal's; then the update gate's
             seen.append(flag)
-            return True
+            return True if len(seen) == 1 else flag
 
     out, moved, _, _ = _step(model, tokens, torch.zeros(16), _reference_at_the_policy(model, tokens),
                              dist=AnotherRankHasSignal(), beta=0.04)
-    assert seen == [False]  # asked once, with this rank's own (no signal) decision
+    assert seen == [False, False]  # this rank's own decisions: no signal, a finite loss and gradient
     assert moved > 0 and out["update_skipped"] == 0.0
+
+
+def test_a_non_finite_loss_on_another_rank_skips_this_ranks_update_too(batch):
+    """The update gate's decision is taken together (``Dist.any``): when another rank's loss is NaN,
+    this rank does not step either, or the replicas would drift apart."""
+    model, tokens = batch
+
+    class AnotherRankIsNonFinite(Dist):
+        def any(self, flag: bool) -> bool:
+            return True
+
+    out, moved, optimizer, _ = _step(model, tokens, torch.tensor([1.0, -1.0, 0.5, -0.5] * 4), None,
+                                     dist=AnotherRankIsNonFinite())
+    assert moved == 0.0 and not optimizer.state and out["update_skipped_nonfinite"] == 1.0
 
 
 # -- in the loop ------------------------------------------------------------------------------------

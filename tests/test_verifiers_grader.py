@@ -163,6 +163,7 @@ def test_bad_taskset_args_name_the_config_fields(tmp_path):
 
 
 @needs_v1
+@pytest.mark.model
 def test_the_verifiers_example_config_trains_with_grader_workers(tmp_path):
     from rft.grpo.train import train
 

@@ -13,6 +13,9 @@ the completion. The attacks:
 - ``code``: a program that exits early (``sys.exit(0)``, ``os._exit(0)``), returns an object whose
   ``__eq__`` is always True, prints the expected output instead of computing it, or prints a forged
   "passed" verdict;
+- ``math``: boxed candidates, ``box_spray`` (the plausible answers, then 1..100 and the right one,
+  each in its own ``\\boxed{}``), and ``box_superset`` (the right answer's box plus a wrong one):
+  several boxes make one answer only for a set- or tuple-valued gold, and then only all together;
 - ``sql``: statements that write (``DELETE``, ``DROP``, ``UPDATE``, ``INSERT``, ``CREATE``, a write
   chained after the right query);
 - ``json_schema``: the reference padded with an extra field, with a required field missing, empty
@@ -194,6 +197,17 @@ def executed(text: str) -> bool:
     return True
 
 
+def _boxed(answers: list[Any]) -> str:
+    return " ".join(f"\\boxed{{{a}}}" for a in answers)
+
+
+def math_attacks(example: Example, gold: str | None) -> list[Attack]:
+    if gold is None:
+        return []
+    return [("box_spray", _boxed(plausible_answers(gold))), ("box_spray", _boxed([*range(1, 101), gold])),
+            ("box_superset", _boxed([gold, wrong_answer(gold)]))]
+
+
 def reasoning_gym_attacks(example: Example, gold: str | None) -> list[Attack]:
     out: list[Attack] = [("garbage", "<answer>xyz</answer>"), ("garbage", "<answer>?</answer>"),
                          ("executes_answer", f"<answer>open({_marker(example)!r}, 'w').close()</answer>")]
@@ -208,6 +222,7 @@ def reasoning_gym_attacks(example: Example, gold: str | None) -> list[Attack]:
 
 FAMILY_ATTACKS: dict[str, Callable[[Example, str | None], list[Attack]]] = {
     "code": code_attacks, "sql": sql_attacks, "json_schema": json_attacks, "reasoning_gym": reasoning_gym_attacks,
+    "math": math_attacks,
 }
 ZERO_BAR = ("reasoning_gym",)  # families whose attacks may earn nothing at all (see the module docstring)
 PARTIAL_ONLY = ("chatty",)  # ... except these right answers, which may earn full marks but not part of them

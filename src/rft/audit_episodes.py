@@ -142,7 +142,7 @@ def audit_episodes(runner: EpisodeRunner, kind: str, examples: list[Example], pr
         for name, script in scripts(kind, ex).items():
             engine = ScriptEngine(runner.fmt.tokenizer, script, recording)
             done = scripted.run(engine, [ex], [prompt_ids[ex.id]], 1, params)[0]
-            grade = with_own_grades(done, pool.grade([done[0].text], [ex]))[0]
+            grade = with_own_grades(done, pool.grade([done[0].text], [ex]), pool)[0]
             rec = done[0].episode
             tried[name] = tried.get(name, 0) + 1
             observed = "\n".join(m.text for m in rec.transcript if m.role == "observation")

@@ -1,6 +1,10 @@
 """Checkpoints: model + tokenizer (save_pretrained), optimizer, scheduler, RNG states and the
 trainer state (step, data cursor, best validation), assembled in a temporary directory and renamed
-into place only when complete (:func:`rft.files.atomic_directory`)."""
+into place only when complete (:func:`rft.files.atomic_directory`).
+
+A checkpoint is never written from a model holding NaN or inf: the caller checks
+:func:`nonfinite_parameters` first (:func:`rft.distributed.save_checkpoint_on_main`, every rank) and
+raises :class:`NonFiniteError`, so ``checkpoints/latest`` keeps naming the last good one."""
 
 from __future__ import annotations
 
@@ -12,6 +16,24 @@ import torch
 
 from rft.files import atomic_directory, atomic_write_text
 from rft.runs import RunDir
+
+
+class NonFiniteError(RuntimeError):
+    """Training met a NaN or inf it cannot go past: a model that is no longer finite, or the loss or
+    gradient non-finite for ``grpo.max_nonfinite_steps`` steps in a row. The message is one line
+    naming the cause; ``rft train`` exits with status 2 and the last checkpoint is intact."""
+
+
+def nonfinite_parameters(model: Any, limit: int = 3) -> list[str]:
+    """The names of (at most ``limit``) parameters of ``model`` that hold a NaN or inf."""
+    bad = []
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                bad.append(name)
+                if len(bad) >= limit:
+                    break
+    return bad
 
 
 def save_checkpoint(

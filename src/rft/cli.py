@@ -19,12 +19,13 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input: reported as one line, exit status 2."""
+    from rft.checkpoint import NonFiniteError  # not the user's input, but a run's end that one line explains
     from rft.config import ConfigError
     from rft.data import DataError
     from rft.graders.base import SpecError
     from rft.models.load import ModelError
 
-    return (ConfigError, DataError, SpecError, ModelError, FileExistsError, FileNotFoundError)
+    return (ConfigError, DataError, SpecError, ModelError, FileExistsError, FileNotFoundError, NonFiniteError)
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -77,6 +78,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     from rft.config import load_config
 
     if args.graders is not None:
+        from rft.grader_fields import grader_fields
+
         print(grader_fields(args.graders), end="")
         return 0
     if args.openai_job:
@@ -84,51 +87,6 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     print(load_config(args.config, args.overrides).to_yaml(), end="")
     return 0
-
-
-def _type_name(tp: Any) -> str:
-    """A spec field's type as a user writes it: 'int', '"boxed" | "tag"', 'float | null', 'list[str]'."""
-    import json
-    import types
-    from typing import Annotated, Literal, Union, get_args, get_origin
-
-    origin, args = get_origin(tp), get_args(tp)
-    if tp is type(None):
-        return "null"
-    if origin is Literal:
-        return " | ".join(json.dumps(a) for a in args)
-    if origin is Annotated:  # a constrained type, or the union of all specs (multi's sub-graders)
-        return "grader spec" if any(getattr(m, "discriminator", None) for m in args[1:]) else _type_name(args[0])
-    if origin in (Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in args)
-    if origin in (list, dict):
-        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
-    return getattr(tp, "__name__", str(tp))
-
-
-def grader_fields(kinds: list[str]) -> str:
-    """Every grader type (or those in ``kinds``) with its fields: type, range, default, description --
-    read from the spec models (rft.grader_specs), so the listing is what validation checks."""
-    import json
-
-    from rft.grader_specs import SPECS, SpecError, field_range
-
-    unknown = sorted(set(kinds) - set(SPECS))
-    if unknown:
-        raise SpecError(f"--graders: unknown grader type(s) {unknown}; choose from {sorted(SPECS)}")
-    blocks = []
-    for kind in kinds or SPECS:
-        lines = [f"{kind}: {(SPECS[kind].__doc__ or '').strip()}"]
-        fields = sorted(SPECS[kind].model_fields.items(), key=lambda f: f[0] in ("name", "image_tag"))  # OpenAI's last
-        for name, info in fields:
-            if name != "type":
-                limits = f" ({field_range(info)})" if field_range(info) else ""
-                default = "required" if info.is_required() else "default " + json.dumps(info.get_default(
-                    call_default_factory=True))
-                lines.append(f"  {info.alias or name}: {_type_name(info.annotation)}{limits}, {default}\n"
-                             f"      {info.description}")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
@@ -147,6 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rft.console import Console
     from rft.distributed import is_main_process
     from rft.grpo.train import train
+    from rft.report.attribution import attribution_lines
     from rft.runs import RunDir
 
     console = Console(args.quiet, json_lines=args.json)
@@ -166,6 +125,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config is None and not args.quiet and not args.json:  # no file to read: show what runs
             print(cfg.to_yaml())
         result = train(cfg, overwrite=args.overwrite, console=console)
+    if args.control:  # the same run with rewards cut from completions: what the grader explains
+        from rft.grpo.control import control_config
+        control = train(control_config(cfg, args.control), overwrite=args.overwrite, console=console).run_dir
     if not is_main_process():  # under torchrun rank 0 alone reports
         return 0
     console.table("rft train", [
@@ -176,6 +138,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         ("run directory", str(result.run_dir)),
     ])
     _end_of_run_report(result.run_dir, console)
+    if args.control:
+        print("\n".join(attribution_lines(result.run_dir, control)))
     return 0
 
 
@@ -227,9 +191,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from rft.report.attribution import attribution_lines, is_control
     from rft.report.html import write_report
 
     print(f"wrote {write_report(args.run_dirs, args.out)}")
+    if len(args.run_dirs) == 2 and is_control(args.run_dirs[1]):  # REAL CONTROL: what the grader explains
+        print("\n".join(attribution_lines(*args.run_dirs)))
     return 0
 
 
@@ -302,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true", help="print one JSON line per metric record (for machines)")
+    p.add_argument("--control", nargs="?", const="shuffled", choices=["shuffled", "random"], help="then train "
+                   "a control arm (NAME-control-MODE) and say how much of the held-out gain the grader explains")
     add_start_flags(p)
     p.set_defaults(func=cmd_train)
 

@@ -194,6 +194,15 @@ class GRPOConfig(Strict):
         3, ge=0, description="extra sampling rounds per step with dynamic_sampling; a batch still short after them "
         "is topped up with dropped groups"
     )
+    control: Literal["none", "shuffled", "random"] = Field(
+        "none", description="a control arm (rft.grpo.control): the link between completions and rewards destroyed "
+        "before advantages -- shuffled permutes the step's rewards across the whole batch, random draws pass/fail "
+        "at the step's pass rate; logged rewards stay the grader's. `rft train --control` runs one beside the real run"
+    )
+    max_nonfinite_steps: int = Field(
+        3, ge=1, description="a step whose loss or gradient is NaN or inf is skipped (weights and optimizer untouched) "
+        "with an alert; this many in a row stop the run with an error, the last checkpoint intact"
+    )
 
 
 class EvalConfig(Strict):
@@ -308,6 +317,11 @@ class Config(Strict):
     sft: SFTConfig = Field(default_factory=SFTConfig, description="the supervised warm start (rft sft, rft demo)")
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig, description="reward-hacking monitors")
     distributed: DistributedConfig = Field(default_factory=DistributedConfig, description="torchrun settings")
+
+    @model_validator(mode="after")
+    def _episodes_fit_their_turns(self) -> "Config":
+        self.environment.check_room(self.sampling.max_new_tokens)
+        return self
 
     @model_validator(mode="after")
     def _whole_groups(self) -> "Config":

@@ -288,9 +288,16 @@ def init_distributed(cfg: Config) -> Dist:
 def save_checkpoint_on_main(ctx: Dist, run: RunDir, name: str, *, model: torch.nn.Module,
                             optimizer: torch.optim.Optimizer, **kwargs: Any) -> None:
     """rft.checkpoint.save_checkpoint, written by rank 0 only; the others wait until it is complete.
-    Under FSDP every rank first takes part in gathering the full state dicts."""
-    from rft.checkpoint import save_checkpoint
+    Under FSDP every rank first takes part in gathering the full state dicts. A model holding NaN or
+    inf (any rank's parameters or shard) is not saved: every rank raises NonFiniteError."""
+    from rft.checkpoint import NonFiniteError, nonfinite_parameters, save_checkpoint
 
+    bad = nonfinite_parameters(model)
+    if ctx.any(bool(bad)):
+        latest = run.latest_checkpoint()
+        raise NonFiniteError(f"checkpoint {name} not written: parameters {', '.join(bad) or '(on another rank)'} "
+                             f"hold NaN or inf; the last good checkpoint ({latest or 'none yet'}) is intact "
+                             "(lower grpo.lr, check the rewards)")
     model_state, optimizer_state = ctx.checkpoint_states(model, optimizer)
     if ctx.is_main:
         save_checkpoint(run, name, model=model, optimizer=optimizer, model_state=model_state,

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
-    """A config section: an unknown key is an error (a typo is named), and it never changes once validated."""
+    """A config section: an unknown key is an error (a typo is named), it never changes once validated,
+    and no float field takes NaN or +-inf (YAML's ``.nan`` / ``.inf``: an lr of inf makes every weight NaN)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EnvironmentConfig(Strict):
@@ -31,9 +32,11 @@ class EnvironmentConfig(Strict):
     )
     max_tokens: int | None = Field(
         None, ge=1, description="tokens after the prompt per episode (model turns and observations); default "
-        "max_turns x sampling.max_new_tokens + (max_turns - 1) x max_observation_tokens"
+        "max_turns x sampling.max_new_tokens + (max_turns - 1) x max_observation_tokens; at least one turn "
+        "(max_new_tokens), and with several turns room for a second (2 x max_new_tokens + 1)"
     )
-    max_observation_tokens: int = Field(128, ge=1, description="an observation is cut to this many tokens")
+    max_observation_tokens: int = Field(128, ge=1, description="an observation is cut to this many tokens, its "
+                                        "wrapper (chat template or newlines and cue) included; the cut is in its text")
     timeout_s: float = Field(120.0, gt=0.0, description="wall clock of one episode; past it the episode ends")
     on_success: Literal["end", "show"] = Field(
         "end", description="sql_retry: a query that runs ends the episode (end), or its first rows are shown and "
@@ -46,6 +49,10 @@ class EnvironmentConfig(Strict):
     )
     factory: str | None = Field(
         None, description="trl: the environment class, 'package.module:Class' or 'path/to/file.py:Class'"
+    )
+    network: Literal["allow", "deny"] = Field(
+        "allow", description="trl: deny runs the class in processes with no network (refused where the machine "
+        "cannot make a network namespace); allow: the caller's network"
     )
     tool_format: Literal["auto", "json", "text"] = Field(
         "auto", description="trl: how the model calls tools: <tool_call>{json}</tool_call> (json, chat models), "
@@ -60,6 +67,19 @@ class EnvironmentConfig(Strict):
             raise ValueError("environment.factory names the TRL environment class of type 'trl' (and only of it); "
                              "set both or neither")
         return self
+
+    def check_room(self, max_new_tokens: int) -> None:
+        """ValueError when ``max_tokens`` cannot hold what the episode needs: one turn of
+        ``max_new_tokens`` (else the first turn alone can pass the bound), and with several turns a
+        second one after an observation (else every episode silently ends after its first turn)."""
+        if self.max_tokens is None:
+            return
+        n = max_new_tokens
+        need, what = (n, f"one turn (sampling.max_new_tokens={n})") if self.turns == 1 else \
+            (2 * n + 1, f"a second turn (2 x sampling.max_new_tokens={n} + an observation)")
+        if self.max_tokens < need:
+            raise ValueError(f"environment.max_tokens={self.max_tokens} leaves no room for {what}; raise it to at "
+                             f"least {need}, lower sampling.max_new_tokens, or drop environment.max_tokens for the default")
 
     @property
     def turns(self) -> int:

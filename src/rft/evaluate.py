@@ -115,7 +115,7 @@ def evaluate(
         groups = runner.run(engine, chunk, [encode_prompt(tokenizer, e) for e in chunk], 1, params)
         done.extend(g[0] for g in groups)
     texts = [c.text for c in done]
-    grades: list[Grade] = with_own_grades(done, pool.grade(texts, examples))
+    grades: list[Grade] = with_own_grades(done, pool.grade(texts, examples), pool)
     n = max(len(examples), 1)
     metrics = {
         "pass@1": sum(passed_of(g) for g in grades) / n,
@@ -155,7 +155,7 @@ def sampled_pass_at_k(
         groups = runner.run(engine, chunk, [encode_prompt(tokenizer, e) for e in chunk], k, params, generator=generator)
         done = [c for g in groups for c in g]
         texts = [c.text for c in done]
-        grades = with_own_grades(done, pool.grade(texts, [e for e in chunk for _ in range(k)]))
+        grades = with_own_grades(done, pool.grade(texts, [e for e in chunk for _ in range(k)]), pool)
         for j in range(len(chunk)):
             mine = grades[j * k : (j + 1) * k]
             scores = [gr.score for gr in mine]

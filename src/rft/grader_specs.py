@@ -65,6 +65,7 @@ Text = Annotated[str, Field(min_length=1)]
 TagName = Annotated[str, Field(min_length=1), AfterValidator(_tag_name)]
 TemplateText = Annotated[str, Field(min_length=1), AfterValidator(_template)]
 Seconds = Annotated[FiniteFloat, Field(ge=0.01, le=600)]
+Network = Literal["allow", "deny"]  # where user code may connect (rft.user_code)
 ANSWER = "{{ item.answer }}"
 OUTPUT = "{{ sample.output_text }}"
 
@@ -325,6 +326,9 @@ class PythonSpec(OpenAIKeys):
     file: Text | None = Field(None, description="a .py file defining grade(sample, item) -> float")
     function: Text | None = Field(None, description="a TRL reward function: 'module:function' or 'file.py:function'")
     pass_threshold: FiniteFloat | None = Field(None, description="passed = score >= this; null: no verdict")
+    timeout_s: Seconds = Field(30.0, description="wall clock of one call; past it the call is killed and scores 0")
+    network: Network = Field("allow", description="deny: the code runs in a process with no network (refused "
+                             "where the machine cannot make a network namespace); allow: the caller's network")
 
     @model_validator(mode="after")
     def _one_source(self) -> "PythonSpec":
@@ -344,6 +348,8 @@ class VerifiersSpec(Spec):
     args: dict[str, Any] = Field(default_factory=dict, description="load_environment(**args), or the taskset's config")
     pass_threshold: FiniteFloat | None = Field(None, description="passed = score >= this; null: full marks pass")
     timeout_s: Seconds = Field(30.0, description="wall clock of one grade's rewards")
+    network: Network = Field("deny", description="deny: rewards run in a process with no network (refused where "
+                             "the machine cannot make a network namespace); allow: the caller's network")
 
 
 class ReasoningGymSpec(Spec):

@@ -22,7 +22,8 @@ ignored or approximated. The mapping (docs/integrations/openai_jobs.md has the t
     metadata, integrations
 
 A derived field (steps, lr, prompts_per_step, num_generations, val_size) is filled only when no
-``--set`` names it. Refused with a :class:`ConfigError` naming the field and the fix: a method that
+``--set`` names it. Refused with a :class:`ConfigError` naming the field and the fix: a number that
+is not finite anywhere in the body (``NaN``, ``Infinity``, ``1e400``; named by its line), a method that
 is not reinforcement, an unknown key (a typo must not be ignored), a value out of OpenAI's own
 range, ``score_model`` and ``label_model`` graders (they ask an OpenAI model to grade, and rft
 grades offline), an OpenAI model name or file ID left unmapped to something local.
@@ -73,13 +74,36 @@ def read_job(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--openai-job {path}: no such file; give the JSON body of a fine-tuning job request")
+    text = path.read_text(encoding="utf-8")
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = json.loads(text, parse_constant=_not_finite, parse_float=_finite_float)
     except json.JSONDecodeError as e:
         raise ConfigError(f"--openai-job {path}:{e.lineno}:{e.colno}: invalid JSON ({e.msg})") from None
+    except _NonFinite as e:  # every number of the body, hyperparameters and grader alike, is checked here
+        line = text.count("\n", 0, max(text.find(e.token), 0)) + 1
+        raise ConfigError(f"--openai-job {path}:{line}: {e.token} is not a finite number (NaN and Infinity are not "
+                          "JSON, and a number past 1.8e308 overflows); give a finite value") from None
     if not isinstance(body, dict):
         raise ConfigError(f"--openai-job {path}: the body must be a JSON object (model, training_file, method, ...)")
     return body
+
+
+class _NonFinite(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _not_finite(token: str) -> float:
+    """json's hook for NaN, Infinity and -Infinity, which Python's json accepts and JSON does not."""
+    raise _NonFinite(token)
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):  # 1e400
+        raise _NonFinite(token)
+    return value
 
 
 def _keys(obj: Any, allowed: set[str], where: str) -> dict[str, Any]:

@@ -59,6 +59,8 @@ def open_session(cfg: Config, model_path: str | None = None) -> Session:
     except SpecError as e:
         raise ConfigError(f"grader: {e}") from None
     env = build_environment(cfg, spec)
+    check_rows(env, train + val)
+    check_environment(env, train[0])  # both before the model loads
     model, tokenizer, path = load_policy(cfg.model, model_path)  # LoRA adapters added or reloaded here
     require_chat_template(tokenizer, train + val)
     ctx = context_length(model)
@@ -75,8 +77,27 @@ def open_session(cfg: Config, model_path: str | None = None) -> Session:
         prompt_ids[ex.id] = ids
     if len(prompt_ids) != len(train) + len(val):
         raise DataError("example ids are not unique across train and validation; give every row a distinct 'id'")
-    check_environment(env, train[0])
-    return Session(cfg, model, tokenizer, path, train, val, spec, prompt_ids, EpisodeRunner.of(env, tokenizer))
+    episodes = EpisodeRunner.of(env, tokenizer)
+    if env.limits.max_turns > 1:
+        for chat in {isinstance(e.prompt, list) for e in train + val}:
+            try:
+                episodes.fmt.check(chat)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+    return Session(cfg, model, tokenizer, path, train, val, spec, prompt_ids, episodes)
+
+
+def check_rows(env: Any, examples: list[Example]) -> None:
+    """Every row the environment can check without running an episode (``env.check_row``; sql_retry:
+    its database opens as SQLite): a row it cannot run on is a data error now, not a run of zero
+    rewards."""
+    check_row = getattr(env, "check_row", None)
+    for ex in examples if check_row is not None else []:
+        try:
+            check_row(ex)
+        except ValueError as e:
+            where = f" ({ex.where})" if ex.where else ""
+            raise DataError(f"environment: example {ex.id!r}{where}: {e}; fix the row or drop it") from None
 
 
 def check_environment(env: Any, example: Example) -> None:

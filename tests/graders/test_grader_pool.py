@@ -57,9 +57,9 @@ def test_hung_grade_times_out_and_worker_is_replaced(pool):
     assert stats["grader/python/timeouts"] == 1 and stats["grader/python/count"] == 6
 
 
-def test_crashing_worker_becomes_a_grade(pool):
-    grades = pool.grade(["crash", "1", "2"], examples(3))
-    assert grades[0].score == 0.0 and grades[0].details["error"] == "WorkerCrash", grades[0].reason
+def test_crashing_grader_becomes_a_grade(pool):
+    grades = pool.grade(["crash", "1", "2"], examples(3))  # the user code's host dies, not the worker
+    assert grades[0].score == 0.0 and grades[0].details["error"] == "HostCrash", grades[0].reason
     assert "exit code 7" in grades[0].reason
     assert [g.score for g in grades[1:]] == [1.0, 1.0]
     pool.pop_stats()

@@ -13,11 +13,19 @@ already free text is used as-is). Three verdicts must agree:
 3. our grader's ``passed`` with ``extract: auto``.
 
 ``DIFFERENCES`` holds the cases where our guards refuse what math-verify accepts, each with why.
+
+``ALL_VECTORS`` (``math_verify_0_9_vectors.json``) is every (gold, prediction, expected) those
+tests compare, 276 of them, fed as they are (the prediction is the completion): the grader must
+agree with the published ``expected`` on at least 95 % of them; ``KNOWN_MISSES`` says why each
+of the others is left. math-verify 0.9.0 itself agrees with 274 of them (its two stale rows are
+``test_latex_notation[5]`` and ``[6]``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import pytest
 from math_verify import parse, verify
@@ -133,15 +141,18 @@ VECTORS = [
     ("plus_minus_is_not_one_value", "$\\pm 2021$", "The value is $2021$.", 0),
     ("clock_times_differ", "$12:00$", "They meet at $1:00$.", 0),
     ("list_with_text_and", "$19, 46, and 82$", "The numbers are $19, 46, \\text{ and } 82$.", 1),
+    # test_numina_cases.py / test_open_thoughts.py: a set answered one part per box
+    ("answer_split_over_boxes", "$(2,1),(1,2),(-1,-20),(-20,-1)$",
+     "solutions are:\n\n\\[\n\\boxed{(1, 2)}, \\boxed{(2, 1)}, \\boxed{(-1, -20)}, \\boxed{(-20, -1)}\n\\]", 1),
+    ("pairs_in_two_boxes", "$$(2, 2), (6, 2)$$",
+     "The pairs are $$\\boxed{(2, 2)} \\quad \\text{and} \\quad \\boxed{(6, 2)}$$", 1),
+    ("clock_time", "$12:00$", "They meet at $12:00$.", 1),
 ]
 
 DIFFERENCES = [
     # id, gold, free text, prompt, why our grader refuses what math-verify accepts
     ("hedge_two_values", "$3$", "I think it is 2 or 3.", "Solve.",
      "math-verify takes the rightmost number (3); a sentence naming two values joined by 'or' is a hedge"),
-    ("answer_split_over_boxes", "$(2,1),(1,2),(-1,-20),(-20,-1)$",
-     "solutions are:\n\n\\[\n\\boxed{(1, 2)}, \\boxed{(2, 1)}, \\boxed{(-1, -20)}, \\boxed{(-20, -1)}\n\\]", "Solve.",
-     "test_numina_cases.py: math-verify joins the boxes into one set; two different boxes are a conflict here"),
     ("echoed_expression", "42", "The answer is 6*7", "What is 6*7?",
      "math-verify evaluates 6*7 = 42; an answer that only repeats the prompt's expression is an echo"),
     ("factorials_equal_after_rounding", "$\\frac{1}{2004!}$", "The answer is $\\frac{1}{2006!}$.", "Solve.",
@@ -185,3 +196,42 @@ def test_deliberate_differences_from_math_verify(auto, gold, text, prompt, why):
     assert reference(gold, text) is True, f"math-verify no longer accepts this: {why}"
     grade = auto(text, Example("t", prompt, {"answer": gold}))
     assert grade.passed is False and grade.score == 0.0, (why, grade.reason)
+
+
+ALL_VECTORS = json.loads((Path(__file__).parent / "math_verify_0_9_vectors.json").read_text(encoding="utf-8"))["vectors"]
+OPTION = "the published verdict needs a non-default option of the test ({}); the grader uses math-verify's defaults"
+KNOWN_MISSES = {
+    # id: why the grader's verdict differs from the published expected
+    "test_all::test_number_extraction[6]": "a bare gold '1,22' is read as the list {1, 22} (a comma in a gold "
+                                           "separates values, as in '2, 3'); math-verify reads the decimal comma 1.22",
+    "test_all::test_latex_notation[5]": "stale vector: math-verify 0.9.0 itself reads 9 from 'Answer $ \\n 9 \\n $'",
+    "test_all::test_latex_notation[6]": "stale vector: math-verify 0.9.0 itself reads 9 from 'Answer \\( \\n 9 \\n \\)'",
+    "test_all::test_complex_math_expressions[7]": OPTION.format("float_rounding=2: 0.33 for 1/3"),
+    "test_all::test_complex_math_expressions[13]": OPTION.format("float_rounding=2: 2.6667 for 8/3"),
+    "test_all::test_precision[0]": OPTION.format("float_rounding=4: 0.3333 for 1/3"),
+    "test_all::test_set_rel_assymetry[2]": OPTION.format("allow_set_relation_comp=True"),
+    "test_strict::test_strict_variable_comparison[1]": OPTION.format("strict=False: f(y) for f(x)"),
+    "test_all::test_math_extraction_additional_cases[17]": "two boxed intermediate results (200, 255) before "
+                                                            "'The final answer is 10,455': two different boxes for "
+                                                            "a scalar gold are a conflict, whatever follows them",
+    "test_open_thoughts::test_open_thoughts[7]": "the gold 'x = 1/2, x = (-1 ± √13)/4' yields no SymPy value "
+                                                 "(math-verify matches it as text); a gold that does not parse "
+                                                 "skips the row",
+}
+
+
+@pytest.mark.parametrize("vector", ALL_VECTORS, ids=[v["id"] for v in ALL_VECTORS])
+def test_auto_agrees_with_every_published_vector_but_the_known_misses(auto, vector):
+    grade = auto(vector["pred"], Example("t", "Solve the problem.", {"answer": vector["gold"]}))
+    agrees = bool(grade.passed) == bool(vector["expected"])
+    if vector["id"] in KNOWN_MISSES:
+        assert not agrees, f"agrees now: remove it from KNOWN_MISSES ({grade.reason})"
+    else:
+        assert agrees, grade.reason
+
+
+def test_agreement_with_the_published_vectors_is_at_least_95_percent():
+    ids = [v["id"] for v in ALL_VECTORS]
+    assert len(ids) == len(set(ids)) == 276 and set(KNOWN_MISSES) <= set(ids)
+    agreed = len(ids) - len(KNOWN_MISSES)
+    assert agreed == 266 and agreed / len(ids) >= 0.95

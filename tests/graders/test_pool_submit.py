@@ -38,12 +38,13 @@ def test_the_whole_batch_is_graded_while_the_caller_is_busy_and_wait_returns_it_
 
 
 MISBEHAVING = """
-import os, time
+import os, signal, time
 def grade(sample, item):
     if sample["output_text"] == "hang":
         time.sleep(600)
-    if sample["output_text"] == "crash":
-        os._exit(7)
+    if sample["output_text"] == "crash":  # the grader's code runs in a host process: kill the worker above it
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(600)
     return float(sample["output_text"] == item["answer"])
 """
 

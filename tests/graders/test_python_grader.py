@@ -78,9 +78,10 @@ def test_trl_reward_function(tmp_path, function, completion, score, passed):
     assert (grade.score, grade.passed) == (score, passed), grade.reason
 
 
-def test_trl_function_by_module_name():
-    grader = build({"type": "python", "function": "rft.graders.text_similarity:fuzzy_match"})
-    assert grader.fn("a", "a") == 1.0  # resolved the named function from an importable module
+def test_trl_function_by_module_name(tmp_path, monkeypatch):
+    (tmp_path / "my_rewards.py").write_text(TRL_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable by name, as an installed module is
+    assert build({"type": "python", "function": "my_rewards:accuracy"})("4", EX).score == 1.0
 
 
 @pytest.mark.parametrize(

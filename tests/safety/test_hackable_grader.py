@@ -7,6 +7,9 @@ from rft.config import config_from_dict
 from rft.console import Console
 from rft.grpo.train import train
 from rft.sft import sft
+import pytest
+
+pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 
 QUIET = Console(quiet=True)
 PAYS_FOR_LENGTH = {"type": "python", "source": "def grade(sample, item):\n    return min(len(sample['output_text']), 8) / 8\n"}

@@ -36,4 +36,4 @@ def build_environment(cfg: Config, grader_spec: dict[str, Any] | None) -> Enviro
                          e.visible_tests)
     from rft.envs.tools import TrlEnvironment
 
-    return TrlEnvironment.load(e.factory or "", limits, e.tool_format)
+    return TrlEnvironment.load(e.factory or "", limits, e.tool_format, e.network)

@@ -15,7 +15,10 @@ same rollout path (:class:`rft.envs.episodes.EpisodeRunner`).
 Limits (:class:`EpisodeLimits`) are enforced by the rollout, not trusted to the environment: at most
 ``max_turns`` model turns, ``max_tokens`` tokens after the prompt (model turns and observations),
 ``timeout_s`` of wall clock per episode. An exception in ``reset``/``step``/``answer``/``grade`` ends
-that episode with score 0 and the reason (``details["env_error"]``), never the run.
+that episode with score 0 and the reason (``details["env_error"]``), never the run. The runner
+makes each call inside :func:`call_deadline` (the moment it stops waiting for it), and an
+environment that bounds its own calls reads :func:`time_left`: a TRL class's calls into its host
+process end when the runner stops waiting, so no thread is left behind in user code.
 
 Observations are untrusted text shown to the model: an environment must never put an expected value
 (gold query results, hidden tests' outputs) in one. ``rft audit`` checks the built-in ones.
@@ -23,8 +26,11 @@ Observations are untrusted text shown to the model: an environment must never pu
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Iterator, Protocol
 
 from rft.data import Example
 from rft.graders.base import Grade
@@ -36,6 +42,25 @@ class EpisodeLimits:
     max_tokens: int | None = None  # after the prompt, model turns and observations together
     timeout_s: float | None = None  # wall clock of one episode (its turns and its environment calls)
     max_observation_tokens: int = 128  # an observation is cut to this many tokens
+
+
+_DEADLINE: ContextVar[float | None] = ContextVar("rft_env_call_deadline", default=None)
+
+
+@contextmanager
+def call_deadline(at: float | None) -> Iterator[None]:
+    """Environment calls made inside must end by ``at`` (``time.monotonic()``; None: no deadline)."""
+    token = _DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def time_left(default_s: float) -> float:
+    """Seconds the environment call in progress may take: until its :func:`call_deadline`, else ``default_s``."""
+    at = _DEADLINE.get()
+    return default_s if at is None else max(at - time.monotonic(), 0.01)
 
 
 class Episode(Protocol):

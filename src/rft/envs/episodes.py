@@ -13,13 +13,15 @@ is 1 on the model's tokens and 0 on the observations'.
 
 Observation tokens: for a chat prompt, the observation is a ``user`` message rendered by the
 tokenizer's chat template (the end of the model's turn, the message, and the header of the next
-assistant turn); for a plain-text prompt, ``"\\n" + observation + "\\n" + env.cue``. A turn cut at
+assistant turn); for a plain-text prompt, ``"\\n" + observation + "\\n" + env.cue``. The observation is
+text, never control tokens, and is cut in its text, never in that wrapper. A turn cut at
 ``max_new_tokens`` (no EOS) ends its episode (``end = "length"``), as it would end a single turn.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -30,21 +32,36 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from rft.data import Example
-from rft.envs.base import Environment, Episode, SingleTurn
-from rft.graders.base import Grade, passed_of
+from rft.envs.base import Environment, Episode, SingleTurn, call_deadline
+from rft.graders.base import Grade, checked, passed_of
+from rft.graders.pool import GraderPool
 from rft.rollout.base import END_REASONS, Completion, EpisodeRecord, Message, RolloutEngine, SamplingParams
 
 _A, _O = "\x00RFT-A\x00", "\x00RFT-O\x00"  # sentinels located in a rendered chat template
 STEP_GRACE_S = 1.0  # the least time an environment step gets, even in an episode already past timeout_s
+CHARS_PER_TOKEN = 16  # an observation is cut to 16 x max_observation_tokens characters before it is tokenized
 
 
 class ObservationFormat:
-    """Token ids that put an observation in the context after a model turn, per prompt kind."""
+    """Token ids that put an observation in the context after a model turn, per prompt kind.
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase | None, cue: str = "") -> None:
-        self.tokenizer, self.cue = tokenizer, cue  # None: episodes never get an observation (one turn)
+    The layout is a wrapper around the observation's text: for a chat prompt the chat template's own
+    end of the assistant turn, user header, and (after the text) the next assistant header; for a
+    plain-text prompt ``"\\n"`` before and ``"\\n" + cue`` after. Only the wrapper is encoded with its
+    special tokens parsed; the observation (SQLite's error, a tool's result, test output: text the
+    model or the data may have chosen) is encoded as text, so ``<|im_end|><|im_start|>system`` in it
+    becomes ordinary tokens and never forges a turn (:meth:`text_ids`). An observation longer than
+    ``max_tokens`` ids in all is cut in its text -- first to ``CHARS_PER_TOKEN`` characters per
+    token, so a 20 MB tool result costs nothing to tokenize, then in ids -- never in the wrapper: a
+    cut observation still ends with the assistant header or the cue. Not covered: a wrapper longer
+    than ``max_tokens`` (the text then gets no ids; ``rft.session`` refuses such a config).
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase | None, cue: str = "", max_tokens: int = 128) -> None:
+        self.tokenizer, self.cue, self.max_tokens = tokenizer, cue, max_tokens  # tokenizer None: one turn only
         self.eos_id = getattr(tokenizer, "eos_token_id", None)
         self._chat: tuple[str, str] | None = None
+        self._controls: dict[bool, tuple[set[int], re.Pattern[str] | None]] = {}
 
     def _chat_wrap(self) -> tuple[str, str]:
         """(text before, text after) an observation in a chat: the template's own end of the assistant
@@ -59,19 +76,77 @@ class ObservationFormat:
             self._chat = before, after
         return self._chat
 
-    def ids(self, observation: str, chat: bool, turn_stopped: bool) -> list[int]:
-        """The observation's ids; ``turn_stopped``: the model's turn ended with EOS (already in context)."""
+    def wrapper(self, chat: bool, turn_stopped: bool) -> tuple[list[int], list[int]]:
+        """The ids before and after an observation's text; ``turn_stopped``: the model's turn ended with
+        EOS (already in the context, not repeated)."""
         if chat:
             before, after = self._chat_wrap()
             eos_text = self.tokenizer.eos_token or ""
             if turn_stopped and eos_text and before.startswith(eos_text):
                 before = before[len(eos_text):]
-            return self.encode(before + observation + after)
-        head = [] if turn_stopped else [self.eos_id]
-        return head + self.encode("\n" + observation + "\n" + self.cue)
+            return self.markup_ids(before), self.markup_ids(after)
+        return ([] if turn_stopped else [self.eos_id]) + self.markup_ids("\n"), self.markup_ids("\n" + self.cue)
 
-    def encode(self, text: str) -> list[int]:
+    def layout(self, observation: str, chat: bool, turn_stopped: bool) -> tuple[list[int], str]:
+        """(the observation's ids in the context, the text the transcript shows): the wrapper whole
+        around the observation's text, cut to fit ``max_tokens`` ids in all (the shown text then ends
+        with ``[cut]``)."""
+        before, after = self.wrapper(chat, turn_stopped)
+        room = max(0, self.max_tokens - len(before) - len(after))
+        text = observation[: room * CHARS_PER_TOKEN]
+        ids = self.text_ids(text, chat)
+        if len(text) < len(observation) or len(ids) > room:
+            ids = ids[:room]
+            observation = self.tokenizer.decode(ids).strip() + " [cut]"
+        return before + ids + after, observation
+
+    def check(self, chat: bool) -> None:
+        """ValueError when ``max_tokens`` cannot hold the wrapper and some of an observation's text."""
+        wrap = sum(len(ids) for ids in self.wrapper(chat, False))
+        if wrap + 8 > self.max_tokens:
+            raise ValueError(f"environment.max_observation_tokens={self.max_tokens} cannot hold an observation: its "
+                             f"{'chat template' if chat else 'plain-text'} wrapper alone is {wrap} tokens; raise it "
+                             f"to at least {wrap + 8}")
+
+    def ids(self, observation: str, chat: bool, turn_stopped: bool) -> list[int]:
+        """The observation's ids (:meth:`layout`)."""
+        return self.layout(observation, chat, turn_stopped)[0]
+
+    def markup_ids(self, text: str) -> list[int]:
+        """Ids of the template's own text, its special tokens parsed (``<|im_start|>`` is one token)."""
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+    def text_ids(self, text: str, chat: bool) -> list[int]:
+        """Ids of untrusted text, never a control token: special-token parsing off, and where the
+        tokenizer still matches a control token (an added token the chat template uses, not marked
+        special) the text is encoded in pieces that split every occurrence of one."""
+        controls, pattern = self._control_tokens(chat)
+        ids = self._plain(text)
+        if pattern is not None and controls.intersection(ids):
+            pieces, at = [], 0
+            for m in pattern.finditer(text):
+                pieces += [text[at:m.start()], m.group()[:1], m.group()[1:]]
+                at = m.end()
+            ids = [i for piece in pieces + [text[at:]] if piece for i in self._plain(piece)]
+        return [i for i in ids if i not in controls]
+
+    def _plain(self, text: str) -> list[int]:
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]]
+
+    def _control_tokens(self, chat: bool) -> tuple[set[int], re.Pattern[str] | None]:
+        """(ids text must never encode to, a pattern of their strings): the special tokens (but UNK) and
+        every added token of the wrapper (a chat template's ``<|im_start|>`` even where it is not special)."""
+        if chat not in self._controls:
+            tok = self.tokenizer
+            added = {int(i): t for i, t in (getattr(tok, "added_tokens_decoder", None) or {}).items()}
+            before, after = self.wrapper(chat, False)
+            ids = {int(i) for i in tok.all_special_ids} | {i for i, t in added.items() if getattr(t, "special", False)}
+            ids |= {i for i in before + after if i in added}
+            ids.discard(getattr(tok, "unk_token_id", None))  # an unknown character stays one; it forges nothing
+            texts = {str(added[i].content) if i in added else str(tok.convert_ids_to_tokens(i)) for i in ids}
+            pattern = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True) if t)
+            self._controls[chat] = ids, (re.compile(pattern) if pattern else None)
+        return self._controls[chat]
 
 
 def turn_seed(group_seed: int, index: int, turn: int) -> int:
@@ -102,13 +177,27 @@ class _Run:
         self.transcript.append(Message(role, text, len(ids)))  # type: ignore[arg-type]
 
 
-def _guarded(run: _Run, call: Callable[[], Any]) -> Any:
-    """Call into the environment; an exception ends the episode (score 0, the reason kept)."""
+def _guarded(run: _Run, call: Callable[[], Any], timeout_s: float | None) -> Any:
+    """Call into the environment by the episode's deadline; an exception ends the episode (score 0,
+    the reason kept)."""
     try:
-        return call()
+        with call_deadline(_deadline(run, timeout_s, time.monotonic())):
+            return call()
     except Exception as e:  # noqa: BLE001 - environment code must not kill training
         run.end, run.error = "env_error", f"{type(e).__name__}: {e}"[:300]
         return None
+
+
+def _deadline(run: _Run, timeout_s: float | None, since: float) -> float | None:
+    """When the runner stops waiting for an environment call made at ``since``: the episode's deadline,
+    but at least STEP_GRACE_S after the call (an episode whose sampling used up its time still has
+    its last turn recorded before it ends)."""
+    return None if timeout_s is None else max(run.started + timeout_s, since + STEP_GRACE_S)
+
+
+def _within(deadline: float | None, call: Callable[..., Any], *args: Any) -> Any:
+    with call_deadline(deadline):  # in the worker thread: the environment's own bound on its calls
+        return call(*args)
 
 
 @dataclass
@@ -121,7 +210,7 @@ class EpisodeRunner:
 
     @classmethod
     def of(cls, env: Environment, tokenizer: PreTrainedTokenizerBase | None) -> "EpisodeRunner":
-        return cls(env, ObservationFormat(tokenizer, getattr(env, "cue", "")))
+        return cls(env, ObservationFormat(tokenizer, getattr(env, "cue", ""), env.limits.max_observation_tokens))
 
     @classmethod
     def single_turn(cls) -> "EpisodeRunner":
@@ -139,7 +228,7 @@ class EpisodeRunner:
         runs = [_Run(e, p, seeds[i] if seeds else 0, None, now) for i, (e, p) in enumerate(zip(examples, prompts))
                 for _ in range(n)]
         for r in runs:
-            r.episode = _guarded(r, lambda r=r: env.reset(r.example))
+            r.episode = _guarded(r, lambda r=r: env.reset(r.example), limits.timeout_s)
         first = engine.generate(prompts, n, params, generator, seeds=seeds)
         outputs = [c for group in first for c in group]
         active = list(range(len(runs)))
@@ -157,7 +246,7 @@ class EpisodeRunner:
                 active = going
         finally:  # a step still running past its episode's time is abandoned, not waited for
             threads.shutdown(wait=False, cancel_futures=True)
-        return [[_completion(r) for r in runs[i * n:(i + 1) * n]] for i in range(len(examples))]
+        return [[_completion(r, limits.timeout_s) for r in runs[i * n:(i + 1) * n]] for i in range(len(examples))]
 
     def retry_prompt(self, example: Example, prompt: list[int], target: str, rng: Any) -> list[int] | None:
         """A procedural retry transcript's context for an SFT warm start: ``prompt``, a wrong first turn
@@ -169,8 +258,9 @@ class EpisodeRunner:
         if found is None:
             return None
         bad, observation = found
-        turn = self.fmt.encode(bad) + [self.fmt.eos_id]
-        return prompt + turn + self.fmt.ids(observation, isinstance(example.prompt, list), True)
+        chat = isinstance(example.prompt, list)
+        turn = self.fmt.text_ids(bad, chat) + [self.fmt.eos_id]
+        return prompt + turn + self.fmt.ids(observation, chat, True)
 
     def sample_fields(self, c: Completion) -> dict[str, Any]:
         """A sample row's transcript fields in a multi-turn run: every model turn and observation as the
@@ -211,7 +301,8 @@ def _steps(threads: ThreadPoolExecutor, runs: list[_Run], turns: list[Completion
         run.add("assistant", turn.text, list(turn.token_ids))
         run.last_finish = turn.finish_reason
         episode = run.episode
-        futures.append(None if episode is None else threads.submit(episode.step, turn.text))
+        futures.append(None if episode is None else
+                       threads.submit(_within, _deadline(run, timeout_s, submitted), episode.step, turn.text))
     out: list[str | None] = []
     for run, turn, future in zip(runs, turns, futures):
         out.append(_observation(run, turn, future, timeout_s, submitted))
@@ -221,9 +312,7 @@ def _steps(threads: ThreadPoolExecutor, runs: list[_Run], turns: list[Completion
 def _observation(run: _Run, turn: Completion, future: Any, timeout_s: float | None, submitted: float) -> str | None:
     if future is None:  # reset failed: the episode is already over
         return None
-    # the episode's deadline, but at least STEP_GRACE_S after the steps went out (the waits overlap): an
-    # episode whose sampling used up its time still has its last turn recorded before it ends
-    deadline = None if timeout_s is None else max(run.started + timeout_s, submitted + STEP_GRACE_S)
+    deadline = _deadline(run, timeout_s, submitted)  # the waits overlap: all steps went out at `submitted`
     left = None if deadline is None else max(0.0, deadline - time.monotonic())
     try:
         obs = future.result(timeout=left)
@@ -250,10 +339,7 @@ def _admit(run: _Run, obs: str, turn: int, fmt: ObservationFormat, limits: Any, 
     if limits.timeout_s is not None and time.monotonic() - run.started > limits.timeout_s:
         run.end = "timeout"
         return False
-    ids = fmt.ids(obs, isinstance(run.example.prompt, list), run.last_finish == "stop")
-    if len(ids) > limits.max_observation_tokens:  # the transcript shows what the model saw
-        ids = ids[: limits.max_observation_tokens]
-        obs = fmt.tokenizer.decode(ids, skip_special_tokens=True).strip() + " [cut]"
+    ids, obs = fmt.layout(obs, isinstance(run.example.prompt, list), run.last_finish == "stop")
     if limits.max_tokens is not None and len(run.ids) + len(ids) + max_new > limits.max_tokens:
         run.end = "max_tokens"
         return False
@@ -261,14 +347,15 @@ def _admit(run: _Run, obs: str, turn: int, fmt: ObservationFormat, limits: Any, 
     return True
 
 
-def _completion(run: _Run) -> Completion:
+def _completion(run: _Run, timeout_s: float | None) -> Completion:
     grade: Grade | None = None
     answer = run.transcript[-1].text if run.transcript else ""
     if run.episode is not None and run.end != "env_error":
-        answer = _guarded(run, run.episode.answer) or ""
-        grade = _guarded(run, run.episode.grade)
+        answer = _guarded(run, run.episode.answer, timeout_s) or ""
+        grade = _guarded(run, run.episode.grade, timeout_s)
     if run.end == "env_error":
-        grade = Grade(0.0, False, f"environment error: {run.error}", {"env_error": run.error})
+        grade = Grade(0.0, False, f"environment error: {run.error}",
+                      {"error": run.error.partition(":")[0], "env_error": run.error})
     record = EpisodeRecord(tuple(run.transcript), run.end or "answer", tuple(run.mask), run.error, grade)
     return Completion(run.ids, answer, run.last_finish, record)  # type: ignore[arg-type]
 
@@ -280,9 +367,18 @@ def model_ids(c: Completion) -> list[int]:
     return [t for t, m in zip(c.token_ids, c.episode.loss_mask) if m]
 
 
-def with_own_grades(completions: list[Completion], grades: list[Grade]) -> list[Grade]:
+def with_own_grades(completions: list[Completion], grades: list[Grade],
+                    pool: GraderPool | None = None) -> list[Grade]:
     """The pool's grades, replaced by the episode's own where it has one (a self-grading episode, an
-    environment error)."""
-    return [c.episode.grade if c.episode is not None and c.episode.grade is not None else g
-            for c, g in zip(completions, grades)]
+    environment error). An own grade passes the same score gate as the pool's
+    (:func:`rft.graders.base.checked`: a NaN, inf or non-number ``get_reward()`` scores 0 with the
+    error) and is counted in ``pool``'s statistics (when given) as grader type ``environment``."""
+    out = []
+    for c, g in zip(completions, grades):
+        if c.episode is not None and c.episode.grade is not None:
+            g = checked(c.episode.grade)
+            if pool is not None:
+                pool.count("environment", g)
+        out.append(g)
+    return out
 

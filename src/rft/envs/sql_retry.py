@@ -106,6 +106,10 @@ class SqlRetry:
     def reset(self, example: Example) -> SqlRetryEpisode:
         return SqlRetryEpisode(self, example)
 
+    def check_row(self, example: Example) -> None:
+        """ValueError when ``example`` has no readable database (the pre-flight check of every row)."""
+        self.grader.check_database(example)
+
     def mistake(self, example: Example, target: str, rng: random.Random) -> tuple[str, str] | None:
         """(a wrong first turn, the observation it gets) for a procedural retry transcript whose second
         turn is ``target`` (an SFT warm start): ``target`` with one slip (:func:`slip`), when SQLite

@@ -8,6 +8,15 @@ Model output is untrusted. A grader must never raise into the training loop: :fu
 turns an exception into score 0 with the reason recorded (``details["error"]``), and the trainer
 counts those in its metrics.
 
+Every score is checked before it can become a reward, in one place, :func:`checked`: the grades of
+every grader (:func:`safe_grade`: the pool, in-process or in its workers, ``rft grade``, each term of
+a ``multi`` grader and the ``multi`` total) and an episode's own grade (``rft.envs.episodes``: a TRL
+``get_reward()``, a self-grading environment). A score that is not a real number (a bool, a str such
+as ``"nan"``, None, a complex), is NaN or +-inf, or lies beyond +-:data:`MAX_ABS_SCORE` becomes
+score 0, passed False, with ``details["error"]`` naming the problem (``NotANumber``,
+``NonFiniteScore``, ``ScoreOutOfRange``), so that it is counted in the grader's error metrics and
+no NaN reaches the advantages. Not covered: a grader whose real scale is beyond 1e6 (rescale it).
+
 What counts as a pass is decided in one place, :func:`passed_of`, which every pass count reads
 (pass@1, pass@k, maj@n, the grader pool's ``pass_rate``, ``rft grade``, ``rft doctor``): the
 grader's own verdict when it gives one, else whether the score reaches :data:`PASS_SCORE`.
@@ -15,7 +24,9 @@ grader's own verdict when it gives one, else whether the score reaches :data:`PA
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import numbers
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from rft.data import Example
@@ -84,13 +95,56 @@ def passed_of(grade: Grade) -> bool:
     return grade.score >= PASS_SCORE - _PASS_ROUNDING
 
 
+# The largest |score| a reward may have: far above any grader's own scale (0..1, a python grader's
+# 0..10, a weighted sum of shaping terms) and far below float32's 3.4e38, so that the float32 reward
+# tensor, a group's sum, mean and std, and the advantages stay finite.
+MAX_ABS_SCORE = 1e6
+
+
+def score_problem(score: Any) -> tuple[str, str] | None:
+    """None when ``score`` can be a reward; else (error kind, what is wrong)."""
+    if isinstance(score, bool) or not isinstance(score, numbers.Real):  # numpy's floats and ints are Real
+        return "NotANumber", f"{shown(score)} is a {type(score).__name__}, not a number"
+    try:
+        value = float(score)
+    except (OverflowError, ValueError, TypeError):  # an int past float's range
+        return "ScoreOutOfRange", f"a {type(score).__name__} past float's range"
+    if not math.isfinite(value):
+        return "NonFiniteScore", f"{value} is not a finite number"
+    if abs(value) > MAX_ABS_SCORE:
+        return "ScoreOutOfRange", f"{value:.7g} is beyond +-{MAX_ABS_SCORE:g}"
+    return None
+
+
+def checked(grade: Any) -> Grade:
+    """The score gate every grade passes before it can become a reward (the module docstring says
+    where): ``grade`` itself when it is a :class:`Grade` whose score is a finite number within
+    +-MAX_ABS_SCORE (as a float); else score 0, passed False, ``details["error"]`` naming the problem
+    (the grade's other details kept, its score as ``details["bad_score"]``)."""
+    if not isinstance(grade, Grade):
+        return Grade(0.0, False, f"grader returned {type(grade).__name__}, not Grade", {"error": "BadReturn"})
+    problem = score_problem(grade.score)
+    if problem is None:
+        return grade if type(grade.score) is float else replace(grade, score=float(grade.score))
+    kind, what = problem
+    return Grade(0.0, False, f"score rejected: {what}; a reward must be a finite number within +-{MAX_ABS_SCORE:g}",
+                 {**grade.details, "error": kind, "bad_score": shown(grade.score)})
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to 40 characters (an int past Python's digit limit has none)."""
+    try:
+        return repr(value)[:40]
+    except ValueError:
+        return f"<{type(value).__name__}>"
+
+
 def safe_grade(grader: Grader, completion: str, example: Example) -> Grade:
     """Call ``grader`` and never raise: any exception, and ``SystemExit`` (``sys.exit()`` in reward code run
-    in-process), becomes score 0 with the error recorded. ``KeyboardInterrupt`` still stops the run."""
+    in-process), becomes score 0 with the error recorded; the grade passes the score gate
+    (:func:`checked`). ``KeyboardInterrupt`` still stops the run."""
     try:
         grade = grader(completion, example)
     except (Exception, SystemExit) as e:  # noqa: BLE001 - a grader bug must not kill training; it is recorded
         return Grade(0.0, False, f"grader error: {type(e).__name__}: {e}"[:300], {"error": type(e).__name__})
-    if not isinstance(grade, Grade):
-        return Grade(0.0, False, f"grader returned {type(grade).__name__}, not Grade", {"error": "BadReturn"})
-    return grade
+    return checked(grade)

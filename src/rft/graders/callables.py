@@ -17,8 +17,9 @@ the wrapped callable in this process. Grades go through :func:`~rft.graders.base
 every grader's: an exception or ``SystemExit`` scores 0 with the reason; a non-number, NaN/inf or
 a Grade with a non-finite score scores 0 with ``details["error"] = "BadReturn"``.
 
-Not covered: grading a callable in worker processes -- it exists in this process only, so the API
-grades it here (``grading.workers: 0``, no per-grade timeout; a hang is the caller's). For timeouts
+Not covered: grading a callable in worker processes or in the user-code host (rft.user_code) -- it
+exists in this process only, so the API grades it here (``grading.workers: 0``, no per-grade
+timeout, no network guard; a hang is the caller's). For timeouts
 give a ``function: module:name`` spec instead, which workers import. Resuming from ``config.yaml``
 re-imports the recorded reference, which works only for a function defined at the top level of an
 importable module.
@@ -34,7 +35,7 @@ from typing import Any, Callable
 from rft.data import Example
 from rft.grader_specs import PythonSpec
 from rft.graders.base import Grade, Grader
-from rft.graders.python_grader import IN_PROCESS, PythonGrader
+from rft.graders.python_grader import IN_PROCESS, score_with
 
 ExampleReward = Callable[[str, dict[str, Any]], Any]
 
@@ -80,6 +81,18 @@ class ExampleGrader:
         return Grade(float(out), None if threshold is None else out >= threshold, f"reward function returned {out:.4g}", {})
 
 
+@dataclass(frozen=True)
+class BatchGrader:
+    """TRL's ``f(prompts, completions, **columns) -> list[float]`` as a :class:`Grader`, scored as the
+    ``python`` grader scores a ``function:`` (a batch of one), in this process."""
+
+    spec: PythonSpec
+    fn: Callable[..., Any]
+
+    def __call__(self, completion: str, example: Example) -> Grade:
+        return score_with(self.fn, self.spec, completion, example)
+
+
 def register(fn: Callable[..., Any], pass_threshold: float | None = None) -> dict[str, Any]:
     """Wrap ``fn`` as a grader in this process; returns the spec that names it."""
     if not callable(fn):
@@ -88,6 +101,6 @@ def register(fn: Callable[..., Any], pass_threshold: float | None = None) -> dic
     if pass_threshold is not None:
         spec["pass_threshold"] = pass_threshold
     typed = PythonSpec.model_validate(spec)
-    grader: Grader = PythonGrader(typed, fn) if is_batch_reward(fn) else ExampleGrader(typed, fn)
+    grader: Grader = BatchGrader(typed, fn) if is_batch_reward(fn) else ExampleGrader(typed, fn)
     IN_PROCESS[typed.function] = grader  # type: ignore[index]
     return spec

@@ -42,6 +42,7 @@ _MATH_START = re.compile(r"[\d$\\]")
 _HEDGE_BEFORE = re.compile(r"(?:\bor|\\lor|\\vee|\beither|\bneither|\bmaybe|\bpossibly)[\s(]*$", re.IGNORECASE)
 # An "Answer:" label (also "**Answer:**", "Final answer:"): after the answer read, it states another one.
 _ANSWER_LABEL = re.compile(r"\banswer\s*\**\s*:", re.IGNORECASE)
+_WORD_TAIL = re.compile(r"(?:(?<=\w)\w*)?")  # the rest of a word a window starts inside of ("or" of "for")
 SENTENCE_REACH = 200  # characters a hedge is looked for on each side of the answer, at most
 
 
@@ -106,6 +107,13 @@ def later_answer_label(text: str, end: int) -> bool:
     return _ANSWER_LABEL.search(text, end) is not None
 
 
+def later_answer_texts(text: str, end: int) -> list[str]:
+    """What each "Answer:" label after position ``end`` labels: the text from it to the next label."""
+    labels = list(_ANSWER_LABEL.finditer(text, end))
+    ends = [m.start() for m in labels[1:]] + [len(text)]
+    return [text[m.end() : stop] for m, stop in zip(labels, ends)]
+
+
 def numbers_equal(a: Number, b: Number, rel_tol: float) -> bool:
     """Exactly equal when neither was written with a decimal point; else
     ``|a - b| <= rel_tol * max(|a|, |b|)`` (so 0.333 is not 1/3 at the default 1e-4, 12.50 is 12.5)."""
@@ -114,14 +122,21 @@ def numbers_equal(a: Number, b: Number, rel_tol: float) -> bool:
     return abs(a.value - b.value) <= Decimal(str(rel_tol)) * max(abs(a.value), abs(b.value))
 
 
+def _word_start(text: str, lo: int, hi: int) -> int:
+    """``hi``, or the start of the word that ``hi`` cuts (not before ``lo``): "... or" from "order" is no hedge."""
+    while lo < hi < len(text) and text[hi].isalnum() and text[hi - 1].isalnum():
+        hi -= 1
+    return hi
+
+
 def answer_sentence(text: str, start: int, end: int) -> str:
     """The sentence around ``text[start:end]`` (at most ``SENTENCE_REACH`` characters either side),
     from its first digit, ``$`` or ``\\`` on -- or from a hedge word right before that: where
     "2 or 3" and "none or 5" show, and "Either way, the answer is 5" does not."""
-    lo = max(0, start - SENTENCE_REACH)
+    lo = min(start, _WORD_TAIL.match(text, max(0, start - SENTENCE_REACH)).end())  # never inside a word
     begin = max((m.end() for m in _SENTENCE_END.finditer(text, lo, start)), default=lo)
     after = _SENTENCE_END.search(text, end, min(len(text), end + SENTENCE_REACH))
-    finish = after.start() if after else min(len(text), end + SENTENCE_REACH)
+    finish = after.start() if after else _word_start(text, end, min(len(text), end + SENTENCE_REACH))
     sentence = text[begin:finish]
     first = _MATH_START.search(sentence)
     if first is None:

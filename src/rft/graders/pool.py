@@ -333,6 +333,10 @@ class GraderPool:
         return 1
 
     # -- statistics ----------------------------------------------------------------------------
+    def count(self, kind: str, grade: Grade) -> None:
+        """Count a grade made outside the pool (an episode's own: kind ``environment``) in its statistics."""
+        self._stats.add(kind, grade, 0.0)
+
     def pop_stats(self) -> GraderStats:
         """The statistics of every grade since the last call (validation's apart from training's)."""
         stats, self._stats = self._stats, GraderStats()

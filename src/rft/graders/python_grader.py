@@ -17,10 +17,16 @@ called as ``f(prompts=[prompt], completions=[completion], **{column: [value]})``
 columns being the row's fields -- and must return a list of one float (or None: "not applicable",
 recorded as a skipped grade). Completions are passed as plain strings (TRL's "standard" format).
 
-Trust: this is the *user's* code, not the model's: it runs unsandboxed with the user's rights. The
-pool's per-grade timeout bounds a hang when it runs in worker processes; in-process (workers=0)
-nothing does. A non-number, NaN/inf, a wrong-length list or an exception scores 0 with the reason.
-Not covered: OpenAI's image inputs (``image_tag`` is accepted and ignored), async functions.
+Trust: this is the *user's* code, not the model's: it runs unsandboxed with the user's rights, in
+this process's user-code host (:mod:`rft.user_code`), never in the grading process itself, with or
+without grading workers: the module is imported there (a failing or hanging import is a SpecError
+when the grader is built), and each call gets ``timeout_s`` (default 30 s). A non-number, NaN/inf,
+a wrong-length list, an exception of any kind (``SystemExit`` too), ``os._exit``, a crash or a call
+past ``timeout_s`` scores 0 with the reason (``details["error"]``: the exception's name,
+``Timeout``, ``HostCrash``), and the next call gets a fresh host. ``network: deny`` runs the code
+with no network at all (``rft.user_code`` says what that blocks); the default ``allow`` gives it the
+caller's network. Not covered: OpenAI's image inputs (``image_tag`` is accepted and ignored), async
+functions, state kept between calls (a host can be replaced at any call).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from rft.data import Example
 from rft.grader_specs import PythonSpec
 from rft.graders.base import Grade, Grader, SpecError
 from rft.graders.templates import strict_json_loads
+from rft.user_code import NetworkUnavailable, UserCodeFailed, UserCodeHost, shared_host
 
 
 def load_callable(ref: str, where: str = "python grader: field 'function'") -> Callable[..., Any]:
@@ -96,41 +103,68 @@ IN_PROCESS: dict[str, Grader] = {}
 @dataclass(frozen=True)
 class PythonGrader:
     spec: PythonSpec
-    fn: Callable[..., Any]
+    host: UserCodeHost
+    key: str  # the user's function, loaded in the host
 
     @classmethod
     def from_spec(cls, spec: PythonSpec) -> "PythonGrader":
-        if spec.function in IN_PROCESS:
+        if spec.function in IN_PROCESS:  # a callable handed to the Python API: it lives in this process
             return IN_PROCESS[spec.function]  # type: ignore[return-value]  # same protocol, same spec
-        if spec.function is not None:
-            return cls(spec, load_callable(spec.function))
-        if spec.source is not None:
-            return cls(spec, _grade_from_source(spec.source, "<source>"))
-        path = Path(spec.file)  # type: ignore[arg-type]  # exactly one of the three is set
-        if not path.is_file():
-            raise SpecError(f"python grader: field 'file' = {spec.file!r}: no such file; "
-                            "give the path of a .py file defining grade(sample, item)")
-        return cls(spec, _grade_from_source(path.read_text(encoding="utf-8"), str(path)))
+        try:
+            host = shared_host(spec.network)
+            return cls(spec, host, host.load(_load, (spec,)))
+        except NetworkUnavailable as e:
+            raise SpecError(f"python grader: field 'network' = 'deny': {e}") from None
+        except UserCodeFailed as e:
+            if e.type_name == "SpecError":
+                raise SpecError(e.message) from None
+            raise SpecError(f"python grader: loading the grader's code failed ({e}); fix its module") from None
+
+    @property
+    def timeout_s(self) -> float:
+        return self.spec.timeout_s
 
     def __call__(self, completion: str, example: Example) -> Grade:
-        if self.spec.function is not None:  # TRL's batch style
-            columns = {k: [v] for k, v in example.fields.items() if k not in ("prompts", "completions")}
-            out = self.fn(prompts=[example.prompt], completions=[completion], **columns)
-            if not isinstance(out, (list, tuple)) or len(out) != 1:
-                size = len(out) if isinstance(out, (list, tuple)) else type(out).__name__
-                return Grade(0.0, False, f"reward function returned {size} values for a batch of 1", {"error": "BadReturn"})
-            if out[0] is None:
-                return Grade(0.0, None, "reward function returned None (not applicable)", {"skipped": True})
-            value = _number(out[0])
-        else:
-            try:
-                parsed = strict_json_loads(completion)
-            except (ValueError, RecursionError):
-                parsed = None
-            item = {"id": example.id, "prompt": example.prompt, **example.fields}
-            value = _number(self.fn({"output_text": completion, "output_json": parsed}, item))
-        if isinstance(value, str):
-            return Grade(0.0, False, f"grader {value}", {"error": "BadReturn"})
-        threshold = self.spec.pass_threshold
-        passed = None if threshold is None else value >= threshold
-        return Grade(value, passed, f"python grader returned {value:.4g}", {})
+        try:
+            return self.host.call(self.key, score_with, (self.spec, completion, example), self.spec.timeout_s)
+        except UserCodeFailed as e:
+            return Grade(0.0, False, f"python grader: {e}"[:300], e.details())
+
+
+# -- run in the host (rft.user_code) ------------------------------------------------------------------
+
+
+def _load(spec: PythonSpec) -> Callable[..., Any]:
+    if spec.function is not None:
+        return load_callable(spec.function)
+    if spec.source is not None:
+        return _grade_from_source(spec.source, "<source>")
+    path = Path(spec.file)  # type: ignore[arg-type]  # exactly one of the three is set
+    if not path.is_file():
+        raise SpecError(f"python grader: field 'file' = {spec.file!r}: no such file; "
+                        "give the path of a .py file defining grade(sample, item)")
+    return _grade_from_source(path.read_text(encoding="utf-8"), str(path))
+
+
+def score_with(fn: Callable[..., Any], spec: PythonSpec, completion: str, example: Example) -> Grade:
+    if spec.function is not None:  # TRL's batch style
+        columns = {k: [v] for k, v in example.fields.items() if k not in ("prompts", "completions")}
+        out = fn(prompts=[example.prompt], completions=[completion], **columns)
+        if not isinstance(out, (list, tuple)) or len(out) != 1:
+            size = len(out) if isinstance(out, (list, tuple)) else type(out).__name__
+            return Grade(0.0, False, f"reward function returned {size} values for a batch of 1", {"error": "BadReturn"})
+        if out[0] is None:
+            return Grade(0.0, None, "reward function returned None (not applicable)", {"skipped": True})
+        value = _number(out[0])
+    else:
+        try:
+            parsed = strict_json_loads(completion)
+        except (ValueError, RecursionError):
+            parsed = None
+        item = {"id": example.id, "prompt": example.prompt, **example.fields}
+        value = _number(fn({"output_text": completion, "output_json": parsed}, item))
+    if isinstance(value, str):
+        return Grade(0.0, False, f"grader {value}", {"error": "BadReturn"})
+    threshold = spec.pass_threshold
+    passed = None if threshold is None else value >= threshold
+    return Grade(value, passed, f"python grader returned {value:.4g}", {})

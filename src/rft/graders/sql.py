@@ -185,7 +185,9 @@ class SqlGrader:
         path = Path(raw)
         if not path.is_absolute() and example.base_dir is not None and self.spec.database is None:
             path = Path(example.base_dir) / path
-        return path if path.is_file() else f"database {str(path)!r} does not exist"
+        if path.is_file():
+            return path
+        return f"database {str(path)!r} " + ("is not a regular file" if path.exists() else "does not exist")
 
     def _run(self, path: Path, sql: str) -> list[tuple[Any, ...]]:
         key = str(path.resolve())
@@ -203,6 +205,18 @@ class SqlGrader:
             except QueryError as e:
                 self._gold[key] = f"gold query failed ({e}); row skipped"
         return self._gold[key]
+
+    def check_database(self, example: Example) -> None:
+        """ValueError naming why the example has no database this grader can read: no field, no file,
+        or a file SQLite cannot open (what ``sql_retry`` checks on every row before a run starts)."""
+        path = self._db_path(example)
+        if isinstance(path, str):
+            raise ValueError(path)
+        try:
+            with self._lock:
+                self._run(path, "SELECT count(*) FROM sqlite_master")
+        except (QueryError, sqlite3.Error) as e:
+            raise ValueError(f"database {str(path)!r} cannot be read as SQLite ({e})") from None
 
     def query(self, example: Example, sql: str) -> list[tuple[Any, ...]]:
         """Rows of one candidate query on the example's database, under this grader's guards and bounds

@@ -10,12 +10,15 @@ in one place, :meth:`GraderStats.metrics`:
     grader/<type>/latency_ms                         mean wall time of one grade in its worker
     grader/<type>/<component>                        mean of ``details["components"][component]``
 
-Passes are counted as :func:`passed_of` counts them. Components are what ``multi`` graders report,
+Passes are counted as :func:`passed_of` counts them; scores refused by the score gate
+(:func:`rft.graders.base.checked`) count as errors. A component that is not a finite number (a
+verifiers reward's NaN) is left out of its mean. Components are what ``multi`` graders report,
 so shaping terms are logged apart from correctness.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from rft.graders.base import Grade, passed_of
@@ -45,7 +48,7 @@ class KindStats:
         components = grade.details.get("components")
         if isinstance(components, dict):
             for name, value in components.items():
-                if isinstance(value, (int, float)):
+                if _finite(value):  # a NaN term must not make its mean null
                     total, n = self.components.get(str(name), (0.0, 0))
                     self.components[str(name)] = (total + float(value), n + 1)
 
@@ -57,6 +60,13 @@ class KindStats:
         return KindStats(self.count + other.count, self.score_sum + other.score_sum, self.passed + other.passed,
                          self.skipped + other.skipped, self.errors + other.errors, self.timeouts + other.timeouts,
                          self.seconds + other.seconds, components)
+
+
+def _finite(value: object) -> bool:
+    try:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:  # an int past float's range
+        return False
 
 
 @dataclass

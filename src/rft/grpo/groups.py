@@ -105,7 +105,7 @@ class GroupSampler:
 
         def finish() -> tuple[list[Group], list[Group]]:
             with timed(times, "grade"):  # only what the loop waits here, not the overlapped grading
-                grades = with_own_grades([c for grp in out for c in grp], pending.wait())
+                grades = with_own_grades([c for grp in out for c in grp], pending.wait(), self.pool)
             groups = self.dist.gather(_groups(examples, out, grades))
             return groups, groups
 
@@ -131,7 +131,8 @@ class GroupSampler:
         with timed(times, "grade"):
             done = [c for grp in out for c in grp]
             grades = with_own_grades(done, self.pool.grade([c.text for c in done],
-                                                           [e for e, grp in zip(examples, out) for _ in grp]))
+                                                           [e for e, grp in zip(examples, out) for _ in grp]),
+                                     self.pool)
         return self.dist.gather(_groups(examples, out, grades))
 
     def _refilled(self, want: int, step: int, times: dict[str, float]) -> tuple[list[Group], list[Group]]:

@@ -19,7 +19,10 @@ slow that forward down); what one grade costs in its worker is ``grader/<type>/l
 ``time/advantages`` includes building the token batch. A step is one rollout batch of
 ``prompts_per_step`` groups of ``num_generations`` completions, followed by ``num_iterations``
 optimizer updates, or none when the step has no signal (every advantage 0, and beta 0 or the
-policy still at the reference: ``update_skipped`` = 1; :mod:`rft.grpo.update`). Validation (greedy
+policy still at the reference: ``update_skipped`` = 1; :mod:`rft.grpo.update`), or none when its loss
+or gradient is NaN or inf (``update_skipped_nonfinite`` = 1, an alert; ``grpo.max_nonfinite_steps``
+of those in a row stop the run with a NonFiniteError, and no checkpoint is written from a model
+that is not finite). Validation (greedy
 pass@1 on the held-out split) runs before step 1 and every ``eval.every`` steps; the best model by
 validation is kept in ``checkpoints/best``.
 ``resume=RUN_DIR`` restores model, optimizer, scheduler, RNG and data cursor from the latest
@@ -45,6 +48,7 @@ from rft.evaluate import evaluate, sampled_pass_at_k
 from rft.graders.pool import GraderPool
 from rft.graders.stats import GraderStats
 from rft.grpo.advantages import group_advantages, zero_std_fraction
+from rft.grpo.control import step_rewards
 from rft.grpo.groups import Group, GroupSampler
 from rft.grpo.logprobs import build_token_batch
 from rft.grpo.update import Batch, batch_logprobs, global_loss_norm, reduce_update_metrics, update_policy
@@ -135,6 +139,7 @@ def validate(s: Session, sampler: TorchSampler, pool: GraderPool, run: RunDir, s
         metrics.update(guard.measure(s.model))
     pool.pop_stats()  # validation grades are not training grader stats
     run.write_samples(f"val_step_{step:06d}", res.rows[:100])
+    run.write_samples(f"val_passed_step_{step:06d}", [{"id": r["id"], "passed": r["passed"]} for r in res.rows])
     return {f"val/{k}": v for k, v in metrics.items()}
 
 
@@ -188,7 +193,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
         console.print(f"step 0: held-out pass@1 {state.first_val['val/pass@1']:.3f}")
 
     ctx.barrier()  # rank 0 has created or truncated the run directory before the others read it
-    monitors = Monitors(cfg.monitors, history=run.read_metrics())  # a resumed run replays its records
+    monitors = Monitors(cfg.monitors, run.read_metrics(), g.max_nonfinite_steps)  # a resumed run replays its records
     with console.progress(g.steps, "grpo") as bar:
         bar.update(state.step)
         for step in range(state.step + 1, g.steps + 1):
@@ -212,7 +217,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
 
             # advantages: group-relative, no critic; over the whole batch, then each rank trains on its rows
             with timed(times, "advantages"):
-                rewards_B = torch.tensor([gr.score for grp in groups for gr in grp.grades], dtype=torch.float32)
+                rewards_B = step_rewards(groups, g.control, cfg.seed, step)  # a control arm: rft.grpo.control
                 adv_B = group_advantages(rewards_B, G, g.scale_rewards)
 
             # update: clipped surrogate (+ beta * KL), mu passes, whole groups per micro-batch (or skipped)
@@ -247,7 +252,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
             if "time/validate" in times:
                 val_s = times["time/validate"]
                 run.log_metrics({"type": "val", "step": step, **state.last_val})
-            last = ctx.any(emit_alerts(alerts, monitors, run, console) or last)
+            last = ctx.any(emit_alerts(alerts, monitors, run, console) or last)  # raises after max_nonfinite_steps
 
             # checkpoint: atomically, then prune old ones
             if step % cfg.checkpoint.every == 0 or last:

@@ -19,10 +19,22 @@ the schedule counts updates taken, so a skipped one does not use up warm-up, and
 schedule ends that many updates short of 0. Resume is unaffected (the scheduler state is saved).
 Not covered: policies in bf16/fp16, whose two forwards may differ by more than 1e-4 nats; there a
 step without signal at the reference is still taken, as before.
+
+The update gate: a pass whose loss or (global) gradient norm is NaN or inf is not applied. Its
+gradients are zeroed and the optimizer and the schedule are not stepped, so weights, Adam's moments
+and the lr stay as they were, and the step's later passes are abandoned (they would start from the
+same weights); ``update_skipped_nonfinite`` = 1 in its metrics (``loss`` and ``grad_norm`` keep the
+non-finite values, null in metrics.jsonl). The loop alerts on such a step and stops the run with a
+:class:`~rft.checkpoint.NonFiniteError` after ``grpo.max_nonfinite_steps`` of them in a row
+(:mod:`rft.grpo.train`). Rewards are finite by then (the score gate, :func:`rft.graders.base.checked`);
+what this catches is the model's side: an lr that overflows, logits that overflow in fp16.
+Not covered: a finite update that makes a weight non-finite (an lr near float32's limit); the
+checkpoint gate (:func:`rft.distributed.save_checkpoint_on_main`) refuses to save such a model.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -88,9 +100,10 @@ def update_policy(model: PreTrainedModel, optimizer: torch.optim.Optimizer,
     params = [p for p in model.parameters() if p.requires_grad]
 
     sums = {"loss": 0.0, "entropy": 0.0, "kl": 0.0, "clipped": 0.0, "grad_norm": 0.0}
-    n_tok, ref_gap, passes, skipped = float(mask_BC.sum()), 0.0, 0, False
+    n_tok, ref_gap, passes, skipped, nonfinite = float(mask_BC.sum()), 0.0, 0, False, False
     for it in range(cfg.num_iterations):
         optimizer.zero_grad(set_to_none=True)
+        pass_loss = 0.0
         for start in range(0, B, micro):
             rows = slice(start, start + micro)
             m = mask_BC[rows]
@@ -102,23 +115,30 @@ def update_policy(model: PreTrainedModel, optimizer: torch.optim.Optimizer,
             loss_BT, clipped_BT = per_token_loss(logp, old, adv_B[rows], cfg.epsilon, eps_high, cfg.beta, ref)
             loss = AGGREGATIONS[cfg.loss_type](loss_BT, m, norm)
             loss.backward()
-            sums["loss"] += float(loss.detach())
+            pass_loss += float(loss.detach())
             sums["clipped"] += float((clipped_BT.float() * m).sum())
             if it == 0:
                 sums["entropy"] += float((entropy * m).sum())
                 if ref is not None:
                     sums["kl"] += float((k3_kl(logp.detach(), ref) * m).sum())
                     ref_gap = max(ref_gap, float(((ref - logp.detach()).abs() * m).max()))
+        sums["loss"] += pass_loss
         passes += 1
         if it == 0:  # later passes start from the same weights when this one is skipped: decide once
             mine = has_signal(adv_B, cfg.beta, ref_gap)
             skipped = not dist.any(mine)
-            if skipped:
+            if skipped:  # nothing to apply; a non-finite loss still says the model or the batch is broken
+                nonfinite = dist.any(not math.isfinite(pass_loss))
                 optimizer.zero_grad(set_to_none=True)
                 break
         dist.sum_grads(params)
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        sums["grad_norm"] += float(grad_norm)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+        sums["grad_norm"] += grad_norm
+        # the update gate: a NaN or inf never reaches the weights or Adam's moments (the ranks agree)
+        nonfinite = dist.any(not (math.isfinite(pass_loss) and math.isfinite(grad_norm)))
+        if nonfinite:
+            optimizer.zero_grad(set_to_none=True)
+            break
         optimizer.step()
         scheduler.step()
     out = {
@@ -128,6 +148,7 @@ def update_policy(model: PreTrainedModel, optimizer: torch.optim.Optimizer,
         "grad_norm": sums["grad_norm"] / passes,  # 0 on a skipped update: no gradient was applied
         "lr": scheduler.get_last_lr()[0],
         "update_skipped": float(skipped),
+        "update_skipped_nonfinite": float(nonfinite),
     }
     if ref_logp_BC is not None:
         out["kl"] = sums["kl"] / max(n_tok, 1.0)
@@ -148,11 +169,11 @@ def global_loss_norm(dist: Dist, tokens: TokenBatch, grad_accum: int, max_comple
 def reduce_update_metrics(dist: Dist, upd: dict[str, float], tokens: TokenBatch) -> dict[str, float]:
     """Global values of update_policy's metrics: ``loss`` is a share of the global loss (summed);
     per-token means (entropy, clip_frac, kl) are weighted by each rank's completion tokens;
-    grad_norm (taken after the gradient sum), lr and update_skipped (agreed through ``Dist.any``)
-    are the same on every rank."""
+    grad_norm (taken after the gradient sum), lr, update_skipped and update_skipped_nonfinite
+    (agreed through ``Dist.any``) are the same on every rank."""
     if not dist.enabled:
         return upd
-    same = {"grad_norm", "lr", "update_skipped"}
+    same = {"grad_norm", "lr", "update_skipped", "update_skipped_nonfinite"}
     keys = [k for k in sorted(upd) if k not in same]
     n_tok = float(tokens.completion_mask_BC.sum())
     vals = [upd[k] if k == "loss" else upd[k] * n_tok for k in keys] + [n_tok]

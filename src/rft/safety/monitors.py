@@ -26,6 +26,11 @@ two never overlap). The rules, thresholds from ``MonitorsConfig``:
 - ``capability`` (at a validation, from the capability guard, :mod:`rft.safety.capability`):
   general-text NLL rose by >= ``capability_nll_rise`` of its start value, or the policy's KL to the
   reference on that text is >= ``capability_kl``.
+- ``nonfinite``: the step's loss or gradient was NaN or inf and its update was skipped
+  (``update_skipped_nonfinite``, :mod:`rft.grpo.update`). Unlike the rules above it fires on every
+  such step, even with ``monitors.enabled: false``; :attr:`Monitors.nonfinite_run` counts them in a
+  row (across a resume too), and at ``grpo.max_nonfinite_steps`` :func:`emit_alerts` logs the alert
+  and raises :class:`~rft.checkpoint.NonFiniteError`: the run stops with one line naming the cause.
 
 Each rule fires once when its condition becomes true and re-arms when it clears (the trend rules
 after ``window`` clear steps in a row), so a lasting condition gives one alert, not one per step. Not covered: format compliance when the grader has no
@@ -87,12 +92,15 @@ class Monitors:
     """Feed it records in order; it returns the alerts each one raises. ``history`` replays the
     records of a resumed run (alerts already logged are not raised again)."""
 
-    def __init__(self, cfg: MonitorsConfig, history: Iterable[dict[str, Any]] = ()) -> None:
+    def __init__(self, cfg: MonitorsConfig, history: Iterable[dict[str, Any]] = (),
+                 max_nonfinite_steps: int = 3) -> None:
         self.cfg = cfg
+        self.max_nonfinite_steps = max_nonfinite_steps  # grpo.max_nonfinite_steps: emit_alerts raises there
         self.train: list[dict[str, Any]] = []
         self.first_val: float | None = None
         self.active: set[str] = set()
         self.zero_run = 0
+        self.nonfinite_run = 0  # steps in a row whose update the update gate skipped
         self.clear_run: dict[str, int] = {}  # observations since an active rule's condition last held
         for r in history:
             if r.get("type") == "train":
@@ -117,7 +125,18 @@ class Monitors:
         self._kl_rule(record, conditions)
         if len(self.train) >= 2 * c.window:
             self._trend_rules(conditions)
-        return self._fire(step, conditions)
+        return self._fire(step, conditions) + self._nonfinite(step, record)
+
+    def _nonfinite(self, step: int, record: dict[str, Any]) -> list[Alert]:
+        """The update gate's alert, on every step it skipped (not a trend: each one is an event)."""
+        self.nonfinite_run = self.nonfinite_run + 1 if record.get("update_skipped_nonfinite") else 0
+        if not self.nonfinite_run:
+            return []
+        loss, norm = (float("nan") if record.get(k) is None else float(record[k]) for k in ("loss", "grad_norm"))
+        return [Alert(step, "nonfinite", f"the loss ({loss}) or gradient norm ({norm}) was not finite: the update was "
+                      f"skipped, weights and optimizer state unchanged ({self.nonfinite_run} such steps in a row; "
+                      "lower grpo.lr, check the model's dtype)",
+                      {"loss": loss, "grad_norm": norm, "consecutive_steps": float(self.nonfinite_run)})]
 
     def observe_val(self, step: int, val: dict[str, Any]) -> list[Alert]:
         c = self.cfg
@@ -232,12 +251,30 @@ class Monitors:
 
 
 def emit_alerts(alerts: list[Alert], monitors: Monitors, run: Any, console: Any) -> bool:
-    """Print and log each alert; True when one of them should end the run (``monitors.stop_on``)."""
+    """Print and log each alert; True when one of them should end the run (``monitors.stop_on``).
+    Raises NonFiniteError, once they are logged, when the update gate has skipped
+    ``max_nonfinite_steps`` steps in a row: the run ends with an error, not validated or checkpointed."""
     for a in alerts:
         run.log_metrics(a.record())
         console.print(f"[bold yellow]alert[/] step {a.step} [bold]{a.monitor}[/]: {a.message}")
+    nonfinite = [a for a in alerts if a.monitor == "nonfinite"]
+    if nonfinite and monitors.nonfinite_run >= monitors.max_nonfinite_steps:
+        raise _nonfinite_stop(nonfinite[-1], monitors, run)
     stopping = monitors.stops(alerts)
     if stopping:
         console.print(f"[bold red]stopping[/]: {', '.join(a.monitor for a in stopping)} is in monitors.stop_on; "
                       "the run is validated and checkpointed (best by validation in checkpoints/best)")
     return bool(stopping)
+
+
+def _nonfinite_stop(alert: Alert, monitors: Monitors, run: Any) -> Exception:
+    """The one-line error that ends a run whose last updates were all skipped as non-finite."""
+    from rft.checkpoint import NonFiniteError
+
+    run.close()  # flush the metric sinks: the loop does not get to
+    v, n = alert.values, monitors.nonfinite_run
+    return NonFiniteError(
+        f"step {alert.step}: the loss or gradient was NaN or inf in {n} steps in a row (loss {v['loss']}, grad norm "
+        f"{v['grad_norm']}; grpo.max_nonfinite_steps = {monitors.max_nonfinite_steps}): their updates were skipped "
+        f"and the run stopped; the last good checkpoint is {run.latest_checkpoint() or 'none yet'}. Lower grpo.lr, "
+        "or train in model.dtype float32")
