@@ -20,7 +20,7 @@ import rft
 # Lowest floor first. A module belongs to the floor of the longest prefix that names it (``rft``
 # names the package's own ``__init__`` only).
 FLOORS: list[tuple[str, list[str]]] = [
-    ("base", ["rft", "rft.config", "rft.environment_config", "rft.grader_spec_errors", "rft.grader_specs", "rft.grader_fields", "rft.grader_syntax", "rft.console", "rft.files", "rft.runs",
+    ("base", ["rft.config", "rft.environment_config", "rft.grader_spec_errors", "rft.grader_specs", "rft.grader_fields", "rft.grader_syntax", "rft.console", "rft.files", "rft.runs",
               "rft.optim", "rft.checkpoint", "rft.user_code"]),
     ("data", ["rft.data"]),
     ("parts", ["rft.tasks", "rft.models", "rft.rollout", "rft.graders", "rft.safety", "rft.distributed",
@@ -29,8 +29,9 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("session", ["rft.session"]),
     ("loop", ["rft.grpo.train"]),
     ("commands", ["rft.sft", "rft.demo", "rft.doctor", "rft.audit", "rft.grade", "rft.eval_command", "rft.export",
-                  "rft.audit_episodes", "rft.openai_job"]),
+                  "rft.audit_episodes", "rft.openai_job", "rft.api", "rft.quickstart"]),
     ("cli", ["rft.cli"]),
+    ("package", ["rft"]),  # `import rft` is the front door: rft.train etc., imported lazily from rft.api
 ]
 
 

@@ -185,7 +185,7 @@ def audit_config_command(config: str, overrides: list[str], threshold: float = 0
     holes = list(result.holes)
     if cfg.environment.turns > 1:
         env = build_environment(cfg, spec)
-        tok = load_tokenizer(resolve_model_path(cfg.model.path))
+        tok = load_tokenizer(resolve_model_path(cfg.model.path, cfg.model.revision))
         runner = EpisodeRunner.of(env, tok)
         prompts = {e.id: encode_prompt(tok, e) for e in examples}
         with GraderPool(spec, workers, cfg.grading.timeout_s) as pool:

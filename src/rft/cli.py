@@ -11,8 +11,7 @@ import os
 import sys
 from typing import Any, Callable
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: models come from local dirs
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The hub is reached only where model.path names a hub id (rft.models.hub); transformers gets local dirs.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
@@ -120,7 +119,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(run.config_path, args.overrides)
         result = train(cfg, resume=args.resume, console=console)
     else:
-        cfg = load_config(args.config, args.overrides)
+        from rft.quickstart import start_overrides
+
+        cfg = load_config(args.config, start_overrides(args))
+        if args.config is None and not args.quiet and not args.json:  # no file to read: show what runs
+            print(cfg.to_yaml())
         result = train(cfg, overwrite=args.overwrite, console=console)
     if args.control:  # the same run with rewards cut from completions: what the grader explains
         from rft.grpo.control import control_config
@@ -229,6 +232,8 @@ def _end_of_run_report(run_dir: Any, console: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rft.quickstart import add_init_command, add_start_flags
+
     parser = argparse.ArgumentParser(prog="rft", description="Reinforcement fine-tuning with verifiable rewards.")
     parser.add_argument("--debug", action="store_true", help="an unexpected error prints its traceback (default: "
                         "one line, the traceback saved to a file)")
@@ -268,7 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON line per metric record (for machines)")
     p.add_argument("--control", nargs="?", const="shuffled", choices=["shuffled", "random"], help="then train "
                    "a control arm (NAME-control-MODE) and say how much of the held-out gain the grader explains")
+    add_start_flags(p)
     p.set_defaults(func=cmd_train)
+
+    _config_args(add_init_command(sub))
 
     p = sub.add_parser("report", help="write report.html (plots, alerts, samples, config); several runs overlay")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories; two or more are compared")

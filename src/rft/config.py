@@ -41,7 +41,9 @@ class LoRAConfig(Strict):
 
 
 class ModelConfig(Strict):
-    path: str = Field("embedded", description="local model directory, or 'embedded' for the built-in tiny model")
+    path: str = Field("embedded", description="local model directory, a Hugging Face hub id ORG/NAME (from the hub "
+                      "cache or downloaded; HF_HUB_OFFLINE=1: cache only), a preset, or 'embedded' (the tiny model)")
+    revision: str | None = Field(None, description="hub id only: branch, tag or commit to load; default main")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="dtype the weights are loaded and trained in"
     )

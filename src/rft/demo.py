@@ -111,7 +111,7 @@ def run_pretrained_demo(model: str, overrides: list[str], minutes: float | None,
     t0 = time.perf_counter()
     cfg = load_config(demo_config_path(PRETRAINED_CONFIG), [f"model.path={model}", *overrides])
     console.print(f"[bold]1/4 model[/] {cfg.model.path}")
-    model_dir = resolve_model_path(cfg.model.path)  # a preset is fetched and converted on first use
+    model_dir = resolve_model_path(cfg.model.path, cfg.model.revision)  # a preset is fetched and converted on first use
     n_params = sum(p.numel() for p in load_model(model_dir).parameters())
     note = preset_note(model_dir)
     console.print(f"   {model_dir} ({n_params / 1e6:.1f}M parameters, {time.perf_counter() - t0:.0f}s)"

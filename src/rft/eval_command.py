@@ -138,7 +138,7 @@ def _run_target(arg: str, run: RunDir, which: str) -> Target:
         raise FileNotFoundError(f"{run.path}: no checkpoints/ (nor an SFT model/) to evaluate; train the run first, "
                                 "or pass a model directory")
     # a LoRA checkpoint holds the adapter alone: the base is the run's model.path, as resuming loads it
-    base = resolve_model_path(cfg.model.path) if is_adapter_dir(source) else None
+    base = resolve_model_path(cfg.model.path, cfg.model.revision) if is_adapter_dir(source) else None
     return Target(arg, source, base, source.name, step, cfg)
 
 

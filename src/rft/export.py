@@ -78,7 +78,7 @@ def export(run_dir: str | Path, out: str | Path, *, merged: bool = False, checkp
         raise FileNotFoundError(f"{run.path}: no checkpoints/ (nor an SFT model/) to export")
 
     with atomic_directory(out) as tmp:
-        kind = _write(source, tmp, cfg.model.path, cfg.model.dtype, merged)
+        kind = _write(source, tmp, cfg.model.path, cfg.model.revision, cfg.model.dtype, merged)
         state_file = source / "trainer_state.json"
         step = json.loads(state_file.read_text())["step"] if state_file.is_file() else None
         atomic_write_text(tmp / "rft_export.json", json.dumps(
@@ -86,13 +86,13 @@ def export(run_dir: str | Path, out: str | Path, *, merged: bool = False, checkp
     return ExportResult(out, source, kind, step)
 
 
-def _write(source: Path, tmp: Path, base_path: str, dtype: str, merged: bool) -> str:
+def _write(source: Path, tmp: Path, base_path: str, revision: str | None, dtype: str, merged: bool) -> str:
     tokenizer = load_tokenizer(source)
     if not is_adapter_dir(source):
         load_model(source, dtype).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         return "full"
-    base = resolve_model_path(base_path).resolve()
+    base = resolve_model_path(base_path, revision).resolve()
     if merged:
         model = load_adapter(load_model(base, dtype), source, trainable=False).merge_and_unload()
         model.save_pretrained(tmp)

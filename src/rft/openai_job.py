@@ -6,7 +6,7 @@ with ``method.type: reinforcement``, run here as an rft config.
 learning rate from its multiplier) and returns the validated config with one note per field it
 ignored or approximated. The mapping (docs/integrations/openai_jobs.md has the table and why):
 
-    model                               model.path: a local directory, 'embedded' or a preset
+    model                               model.path: a local directory, a hub id, 'embedded' or a preset
     training_file / validation_file     data.train_file / data.val_file: local paths (relative to
                                         the working directory, else to the job file's directory)
     method.reinforcement.grader         grader: as-is (string_check, text_similarity, python, multi)
@@ -215,13 +215,15 @@ def plan_job(path: str | Path, overrides: list[str] | None = None) -> JobPlan:
 
 def _derive(raw: dict[str, Any], h: dict[str, Any], set_keys: set[str]) -> list[str]:
     """Fill the fields that depend on the config after ``--set``; returns their notes."""
+    from rft.models.hub import hub_id
     from rft.models.presets import PRESETS
 
     notes = []
     model = str(_get(raw, "model.path"))
-    if model != "embedded" and model not in PRESETS and not Path(model).is_dir():
-        raise _fail(f"model = {model!r}", "not a local model directory, 'embedded' or a preset (OpenAI's models are not "
-                    "downloadable)", f"--set model.path=DIR, or one of {['embedded', *sorted(PRESETS)]}")
+    if model != "embedded" and model not in PRESETS and not Path(model).is_dir() and not hub_id(model):
+        raise _fail(f"model = {model!r}", "not a local model directory, a hub id ORG/NAME, 'embedded' or a preset "
+                    "(OpenAI's models are not downloadable)",
+                    f"--set model.path=DIR or ORG/NAME, or one of {['embedded', *sorted(PRESETS)]}")
     val_file = _get(raw, "data.val_file")
     rows = _rows(str(_get(raw, "data.train_file")), "data.train_file")
     if val_file:

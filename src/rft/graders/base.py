@@ -140,10 +140,11 @@ def shown(value: Any) -> str:
 
 
 def safe_grade(grader: Grader, completion: str, example: Example) -> Grade:
-    """Call ``grader`` and never raise: any exception becomes score 0 with the error recorded; the
-    grade passes the score gate (:func:`checked`)."""
+    """Call ``grader`` and never raise: any exception, and ``SystemExit`` (``sys.exit()`` in reward code run
+    in-process), becomes score 0 with the error recorded; the grade passes the score gate
+    (:func:`checked`). ``KeyboardInterrupt`` still stops the run."""
     try:
         grade = grader(completion, example)
-    except Exception as e:  # noqa: BLE001 - a grader bug must not kill training; it is recorded
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - a grader bug must not kill training; it is recorded
         return Grade(0.0, False, f"grader error: {type(e).__name__}: {e}"[:300], {"error": type(e).__name__})
     return checked(grade)

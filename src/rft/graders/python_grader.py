@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from rft.data import Example
 from rft.grader_specs import PythonSpec
-from rft.graders.base import Grade, SpecError
+from rft.graders.base import Grade, Grader, SpecError
 from rft.graders.templates import strict_json_loads
 from rft.user_code import NetworkUnavailable, UserCodeFailed, UserCodeHost, shared_host
 
@@ -94,6 +94,12 @@ def _number(value: Any) -> float | str:
     return float(value)
 
 
+# Python callables handed to rft.train / rft.evaluate / rft.grade in this process, by the reference
+# their spec records (``{"type": "python", "function": "module:qualname"}``); filled by
+# rft.graders.callables.register. A reference found here is used as is, never imported.
+IN_PROCESS: dict[str, Grader] = {}
+
+
 @dataclass(frozen=True)
 class PythonGrader:
     spec: PythonSpec
@@ -102,6 +108,8 @@ class PythonGrader:
 
     @classmethod
     def from_spec(cls, spec: PythonSpec) -> "PythonGrader":
+        if spec.function in IN_PROCESS:  # a callable handed to the Python API: it lives in this process
+            return IN_PROCESS[spec.function]  # type: ignore[return-value]  # same protocol, same spec
         try:
             host = shared_host(spec.network)
             return cls(spec, host, host.load(_load, (spec,)))
@@ -118,7 +126,7 @@ class PythonGrader:
 
     def __call__(self, completion: str, example: Example) -> Grade:
         try:
-            return self.host.call(self.key, _score, (self.spec, completion, example), self.spec.timeout_s)
+            return self.host.call(self.key, score_with, (self.spec, completion, example), self.spec.timeout_s)
         except UserCodeFailed as e:
             return Grade(0.0, False, f"python grader: {e}"[:300], e.details())
 
@@ -138,7 +146,7 @@ def _load(spec: PythonSpec) -> Callable[..., Any]:
     return _grade_from_source(path.read_text(encoding="utf-8"), str(path))
 
 
-def _score(fn: Callable[..., Any], spec: PythonSpec, completion: str, example: Example) -> Grade:
+def score_with(fn: Callable[..., Any], spec: PythonSpec, completion: str, example: Example) -> Grade:
     if spec.function is not None:  # TRL's batch style
         columns = {k: [v] for k, v in example.fields.items() if k not in ("prompts", "completions")}
         out = fn(prompts=[example.prompt], completions=[completion], **columns)

