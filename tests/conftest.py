@@ -71,28 +71,6 @@ def varied_model_dir(tmp_path_factory):
     return path
 
 
-def publish_to_hub_cache(cache, repo_id, source_dir, ref="main"):
-    """Put ``source_dir``'s files into a Hugging Face hub cache as huggingface_hub lays a download out:
-    ``models--ORG--NAME/blobs/<sha256>``, ``snapshots/<commit>/<file>`` symlinks to them and
-    ``refs/<ref>`` holding the commit (a 40-hex hash of the contents). Returns the commit."""
-    import hashlib
-    from pathlib import Path
-
-    repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
-    files = sorted(p for p in Path(source_dir).rglob("*") if p.is_file())
-    commit = hashlib.sha1(b"".join(p.read_bytes() for p in files)).hexdigest()
-    for p in files:
-        blob = repo / "blobs" / hashlib.sha256(p.read_bytes()).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(p.read_bytes())
-        link = repo / "snapshots" / commit / p.relative_to(source_dir)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / ref).write_text(commit)
-    return commit
-
-
 @pytest.fixture
 def hub_cache(tmp_path, monkeypatch):
     """An empty hub cache as HF_HUB_CACHE, with the hub offline (HF_HUB_OFFLINE=1)."""

@@ -126,7 +126,7 @@ def test_train_returns_the_run_its_metrics_and_checkpoints(tmp_path):
 
 @pytest.mark.model
 def test_evaluate_scores_a_hub_model_with_a_python_reward(tmp_path, hub_cache, tiny_model_dir):
-    from conftest import publish_to_hub_cache
+    from hub_cache_layout import publish_to_hub_cache
 
     publish_to_hub_cache(hub_cache, "rft-test/tiny", tiny_model_dir)
     data = tmp_path / "val.jsonl"

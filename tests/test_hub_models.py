@@ -3,7 +3,7 @@ with the hub offline, through huggingface_hub and transformers as they are (no m
 
 import pytest
 import yaml
-from conftest import publish_to_hub_cache
+from hub_cache_layout import publish_to_hub_cache
 
 from rft.config import config_from_dict
 from rft.console import Console
