@@ -100,6 +100,22 @@ def _number(value: Any) -> float | str:
 IN_PROCESS: dict[str, Grader] = {}
 
 
+def load_in_host(kind: str, network: str, loader: Callable[..., Any], args: tuple[Any, ...],
+                 what: str, fix: str = "") -> tuple[UserCodeHost, Any]:
+    """``(host, key)``: the user's code loaded by ``loader(*args)`` in the shared user-code host of
+    ``network``; a host that cannot be made (no network namespace) or code that fails to load is a
+    one-line SpecError of the ``kind`` grader: ``<what> failed (<error>)<fix>``."""
+    try:
+        host = shared_host(network)
+        return host, host.load(loader, args)
+    except NetworkUnavailable as e:
+        raise SpecError(f"{kind} grader: field 'network' = 'deny': {e}") from None
+    except UserCodeFailed as e:
+        if e.type_name == "SpecError":
+            raise SpecError(e.message) from None
+        raise SpecError(f"{kind} grader: {what} failed ({e}){fix}") from None
+
+
 @dataclass(frozen=True)
 class PythonGrader:
     spec: PythonSpec
@@ -110,15 +126,9 @@ class PythonGrader:
     def from_spec(cls, spec: PythonSpec) -> "PythonGrader":
         if spec.function in IN_PROCESS:  # a callable handed to the Python API: it lives in this process
             return IN_PROCESS[spec.function]  # type: ignore[return-value]  # same protocol, same spec
-        try:
-            host = shared_host(spec.network)
-            return cls(spec, host, host.load(_load, (spec,)))
-        except NetworkUnavailable as e:
-            raise SpecError(f"python grader: field 'network' = 'deny': {e}") from None
-        except UserCodeFailed as e:
-            if e.type_name == "SpecError":
-                raise SpecError(e.message) from None
-            raise SpecError(f"python grader: loading the grader's code failed ({e}); fix its module") from None
+        host, key = load_in_host("python", spec.network, _load, (spec,), "loading the grader's code",
+                                 "; fix its module")
+        return cls(spec, host, key)
 
     @property
     def timeout_s(self) -> float:

@@ -50,7 +50,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 from rft.data import Example
 from rft.graders.base import Grade, SpecError
 from rft.grader_specs import VerifiersSpec
-from rft.user_code import NetworkUnavailable, UserCodeFailed, UserCodeHost, shared_host
+from rft.graders.python_grader import load_in_host
+from rft.user_code import UserCodeFailed, UserCodeHost
 
 T = TypeVar("T")
 
@@ -124,15 +125,9 @@ class VerifiersGrader:
 
     @classmethod
     def from_spec(cls, spec: VerifiersSpec) -> "VerifiersGrader":
-        try:
-            host = shared_host(spec.network)
-            return cls(spec, host, host.load(_open, (spec.environment, dict(spec.args))))
-        except NetworkUnavailable as e:
-            raise SpecError(f"verifiers grader: field 'network' = 'deny': {e}") from None
-        except UserCodeFailed as e:
-            if e.type_name == "SpecError":
-                raise SpecError(e.message) from None
-            raise SpecError(f"verifiers grader: opening environment {spec.environment!r} failed ({e})") from None
+        host, key = load_in_host("verifiers", spec.network, _open, (spec.environment, dict(spec.args)),
+                                 f"opening environment {spec.environment!r}")
+        return cls(spec, host, key)
 
     @property
     def timeout_s(self) -> float:
