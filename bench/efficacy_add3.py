@@ -171,9 +171,9 @@ def cmd_passk(args) -> int:
     import torch
 
     from rft.config import load_config
-    from rft.evaluate import sampled_pass_at_k
     from rft.rollout import SamplingParams, TorchSampler
-    from rft.session import open_session
+    from rft.training.evaluate import sampled_pass_at_k
+    from rft.training.session import open_session
 
     cfg = load_config(CONFIG, data_overrides(args.model_dir, args.data_dir))
     s = open_session(cfg)
@@ -237,7 +237,6 @@ def sample_counts(run_dir: Path) -> dict:
 
 def diagnose_one(model_dir: str, problems: list[tuple[int, int]], task, n: int, temperature: float) -> dict:
     """Greedy and sampled answers of one model on the held-out problems."""
-    import torch
 
     from rft.models.load import load_model, load_tokenizer
     from rft.rollout import SamplingParams, TorchSampler

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from efficacy_summary import threshold_hits
+
 from rft.config import load_config
 from rft.console import Console
 from rft.grpo.train import train
-
 
 
 def read_records(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

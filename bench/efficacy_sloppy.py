@@ -39,10 +39,10 @@ def rft_exe() -> str:
 
 
 def cmd_warmstart(args) -> int:
+    from rft.commands.demo import warm_start_pass_at_k
     from rft.config import load_config
     from rft.data import write_jsonl
     from rft.tasks import load_splits
-    from rft.demo import warm_start_pass_at_k
 
     root = Path(args.root).resolve()
     overrides = [f"output_dir={root}"]

@@ -47,9 +47,9 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 import trl  # noqa: E402
 from datasets import Dataset  # noqa: E402
+from efficacy_summary import threshold_hits  # noqa: E402  (bench/, no rft import)
 from transformers import AutoTokenizer, TrainerCallback, set_seed  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
-from efficacy_summary import threshold_hits  # noqa: E402  (bench/, no rft import)
 
 PROMPTS_PER_STEP = 16
 NUM_GENERATIONS = 8

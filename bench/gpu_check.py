@@ -49,7 +49,7 @@ prompts, reward and settings (``loss_type`` dapo, ``scale_rewards`` group, both 
 alternating with rft: rft full, TRL full, rft LoRA, TRL LoRA, then again (``--pairs``) while the
 time budget lasts. Its step is timed by a callback, generation and scoring by a trainer subclass,
 all with ``torch.cuda.synchronize``. Not the same in the two: TRL loads the bf16 weights into plain
-AdamW, rft keeps float32 master weights for bf16 (``rft.optim``); both are recorded. When trl does
+AdamW, rft keeps float32 master weights for bf16 (``rft.training.optim``); both are recorded. When trl does
 not import, the TRL entries are "skipped: trl not importable" and the rest still runs.
 
 Not covered: vLLM (too large to carry), several GPUs, pretrained weights (too large to carry; a
@@ -97,7 +97,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+    from transformers import (
+        PreTrainedModel,
+        PreTrainedTokenizerBase,
+        PreTrainedTokenizerFast,
+    )
 
     from rft.config import Config
 
@@ -111,9 +115,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "src"))
 sys.path.insert(0, str(BENCH))
 
-import torch  # noqa: E402
-
 import rft_vs_trl_smollm2 as flops  # noqa: E402  (Arch, step_flops: the FLOP count of a GRPO step)
+import torch  # noqa: E402
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12}  # dense bf16 FLOP/s of the SXM cards (datasheet)
 REWARD_PATTERN = r"[0-4]$"  # the last token ``t<i>`` has i ending in 0-4: about half the rows
@@ -204,7 +207,15 @@ def id_tokenizer(vocab: int) -> PreTrainedTokenizerFast:
     give the same tokenizer. Ids 0-255 are the 256 byte symbols (so any lowercase text encodes to
     one token per letter), id i >= 256 decodes to ``t<i>``, and ``<|endoftext|>`` (EOS) is id
     ``vocab``, one past the model's output layer, so that no sampler can draw it. Pad is id 0."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     table = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}

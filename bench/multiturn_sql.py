@@ -26,9 +26,9 @@ CONFIG = ROOT / "configs" / "sql_multiturn.yaml"
 
 def validate3(cfg, model_dir: Path) -> tuple[dict[str, float], list[dict]]:
     """Greedy 3-turn validation of ``model_dir`` on the config's held-out questions."""
-    from rft.evaluate import evaluate
     from rft.rollout import TorchSampler
-    from rft.session import open_session
+    from rft.training.evaluate import evaluate
+    from rft.training.session import open_session
 
     s = open_session(cfg, model_path=str(model_dir))
     with s.pool() as pool:
@@ -41,7 +41,7 @@ def one_seed(seed: int, work: Path, steps: int, sft_steps: int) -> dict:
     from rft.config import load_config
     from rft.console import Console
     from rft.grpo.train import train
-    from rft.sft import sft
+    from rft.training.sft import sft
 
     quiet = Console(quiet=True)
     base = [f"seed={seed}", f"output_dir={work}", "report_to=[]", f"sft.steps={sft_steps}",

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rft.audit import plausible_answers, wrong_answer
+from rft.safety.attacks import plausible_answers, wrong_answer
 
 
 class _Timeout(Exception):
@@ -120,7 +120,7 @@ def main() -> None:
 
 def audit_all(names: list[str], entries: int) -> dict:
     """spec name -> attack -> datasets where that attack is a hole, through rft's grader."""
-    from rft.audit import audit
+    from rft.safety.attacks import audit
     from rft.config import TaskConfig
     from rft.tasks import TASKS
 

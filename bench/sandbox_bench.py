@@ -36,7 +36,7 @@ from typing import Callable
 from rft.data import Example
 from rft.graders.code import CodeGrader
 from rft.graders.pool import GraderPool
-from rft.graders.sandbox import _ENV, HARNESS_SOURCE, _command, _popen_ids, _run_uid
+from rft.isolation.sandbox import _ENV, _command, _popen_ids, _run_uid
 
 PROGRAM = "```python\ndef f(x):\n    return 2 * x\n```"
 EXAMPLE = Example("bench", "double it", {"entry_point": "f", "tests": [{"args": [i], "expected": 2 * i} for i in range(5)]})

@@ -35,9 +35,9 @@ def rft(*args: str, log: Path) -> float:
 
 
 def one_seed(seed: int, work: Path, samples: int, pass_k_size: int, extra: list[str]) -> dict:
+    from rft.commands.demo import PHRASINGS_FILE, PRETRAINED_CONFIG, demo_config_path
     from rft.config import load_config
     from rft.data import write_jsonl
-    from rft.demo import PRETRAINED_CONFIG, PHRASINGS_FILE, demo_config_path
     from rft.tasks import TASKS
 
     out = work / f"seed{seed}"

@@ -5,9 +5,10 @@ from collections import Counter
 
 import pytest
 
+from rft.commands.audit import audit_command
+from rft.safety.attacks import attacks_for, audit
 from rft.config import TaskConfig
 from rft.data import write_jsonl
-from rft.audit import attacks_for, audit, audit_command
 from rft.tasks import TASKS
 
 LIKE = {"type": "string_check", "operation": "like", "reference": "{{ item.answer }}"}

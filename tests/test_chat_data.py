@@ -10,7 +10,7 @@ from rft.data import DataError, read_dataset, read_jsonl
 from rft.graders.registry import build
 from rft.grpo.train import train
 from rft.models.load import load_tokenizer
-from rft.session import open_session
+from rft.training.session import open_session
 
 QUIET = Console(quiet=True)
 # A minimal chat template over the tiny model's character vocabulary (it has no '<|im_start|>' tokens).

@@ -10,13 +10,13 @@ import subprocess
 import sys
 import warnings
 
+import pytest
 import torch
 import yaml
 
 from rft.models.compat import cache_kwargs, peft_wrapping
 from rft.models.load import load_model
 from rft.rollout.kv_cache import decode_cache
-import pytest
 
 pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 

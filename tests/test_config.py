@@ -87,19 +87,21 @@ def test_every_config_field_says_what_it_is_for():
 
     import pydantic
 
-    import rft.config
+    import rft.config.environments
+    import rft.config.run
 
-    sections = [cls for _, cls in inspect.getmembers(rft.config, inspect.isclass)
-                if issubclass(cls, pydantic.BaseModel) and cls.__module__ == "rft.config"]
+    sections = [cls for module in (rft.config.run, rft.config.environments)
+                for _, cls in inspect.getmembers(module, inspect.isclass)
+                if issubclass(cls, pydantic.BaseModel) and cls.__module__ == module.__name__]
     assert len(sections) >= 10
     assert [f"{cls.__name__}.{name}" for cls in sections for name, info in cls.model_fields.items()
             if not info.description] == []
 
 
 def test_a_bad_grader_field_fails_at_load_before_any_model_is_built(tmp_path, capsys, monkeypatch):
-    import rft.session
+    import rft.training.session
 
-    monkeypatch.setattr(rft.session, "load_policy", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(rft.training.session, "load_policy", lambda *a, **k: pytest.fail("a model was loaded"))
     p = _write(tmp_path, f"output_dir: {tmp_path}\ngrader: {{type: math, extract: boxd}}\n")
     message = "invalid config: grader: math grader: field 'extract' = 'boxd': not a supported value; choose one of 'boxed'"
     with pytest.raises(ConfigError) as e:
@@ -117,7 +119,7 @@ def test_the_grader_spec_is_kept_as_the_user_wrote_it(tmp_path):
 
 
 def test_rft_config_graders_lists_every_type_with_its_fields(capsys):
-    from rft.grader_specs import SPECS
+    from rft.config.graders import SPECS
 
     assert main(["config", "--graders"]) == 0
     out = capsys.readouterr().out

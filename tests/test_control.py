@@ -9,7 +9,12 @@ import yaml
 from rft.cli import main
 from rft.config import config_from_dict
 from rft.graders.base import Grade
-from rft.grpo.control import control_config, control_generator, control_rewards, step_rewards
+from rft.grpo.control import (
+    control_config,
+    control_generator,
+    control_rewards,
+    step_rewards,
+)
 from rft.grpo.groups import Group
 from rft.report.attribution import AttributionError, attribute, attribution_lines
 

@@ -4,7 +4,14 @@ import pytest
 
 from rft.cli import main
 from rft.config import TaskConfig
-from rft.data import DataError, Example, PromptCursor, assert_disjoint, read_jsonl, split_examples
+from rft.data import (
+    DataError,
+    Example,
+    PromptCursor,
+    assert_disjoint,
+    read_jsonl,
+    split_examples,
+)
 from rft.tasks.arithmetic import make_arithmetic, sloppy_result
 
 

@@ -13,7 +13,7 @@ import yaml
 from safetensors.torch import load_file
 
 from rft.config import ConfigError, config_from_dict
-from rft.distributed import Dist, group_seeds, init_distributed
+from rft.training.distributed import Dist, group_seeds, init_distributed
 
 pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 

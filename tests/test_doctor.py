@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from rft.cli import main
+from rft.commands.doctor import baseline_verdict, check_grader
 from rft.data import Example
 from rft.graders.base import Grade
-from rft.doctor import baseline_verdict, check_grader
 
 
 def _sampled(pass_at_k, rate, mean, best, zero_std, k=8):
@@ -120,9 +120,9 @@ def test_baseline_of_a_grader_without_a_verdict_is_judged_on_its_scores(tmp_path
 def test_doctor_suggests_a_free_text_mode_when_the_math_grader_reads_no_answer():
     """An instruct model answering in sentences: extract: boxed reads nothing in most samples, and
     the advice names auto / last_number; with last_number the same answers are read, no advice."""
+    from rft.commands.doctor import extraction_advice
     from rft.data import Example
     from rft.graders.registry import build
-    from rft.doctor import extraction_advice
 
     examples = [Example(id=str(i), prompt=f"What is {i} + 1?", fields={"answer": str(i + 1)}) for i in range(4)]
     texts = [f"{i} + 1 = {i + 1}, so the answer is {i + 1}." for i in range(3)] + ["The answer is \\boxed{4}."]

@@ -3,7 +3,7 @@ start there, and a directory with anything else in it is still protected."""
 
 import pytest
 
-from rft.runs import RunDir
+from rft.training.run_dir import RunDir
 
 
 def test_a_run_directory_holding_only_doctor_json_can_start_a_run(tmp_path):

@@ -3,16 +3,14 @@
 import json
 from types import SimpleNamespace
 
-import torch
-
 from rft.config import config_from_dict
 from rft.console import Console
 from rft.data import Example, PromptCursor
-from rft.distributed import Dist
 from rft.graders.base import Grade
 from rft.grpo.groups import GroupSampler
 from rft.grpo.train import train
 from rft.rollout.base import Completion, SamplingParams
+from rft.training.distributed import Dist
 
 G = 4
 

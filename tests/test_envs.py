@@ -283,7 +283,7 @@ class Leaky:
 
 
 def test_the_episode_audit_catches_a_leaky_environment_and_passes_the_real_one(tok):
-    from rft.audit_episodes import audit_episodes
+    from rft.safety.episode_attacks import audit_episodes
     from rft.config import TaskConfig
     from rft.envs.sql_retry import SqlRetry
     from rft.graders.pool import GraderPool

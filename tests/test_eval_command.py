@@ -10,10 +10,10 @@ from rft.cli import main
 from rft.config import config_from_dict
 from rft.console import Console
 from rft.data import write_jsonl
-from rft.tasks import load_splits
 from rft.grpo.train import train
 from rft.models.load import load_tokenizer
-from rft.sft import sft
+from rft.tasks import load_splits
+from rft.training.sft import sft
 
 QUIET = Console(quiet=True)
 # A minimal chat template over the tiny model's character vocabulary (as in test_chat_data).

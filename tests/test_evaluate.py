@@ -1,6 +1,6 @@
 from rft.data import Example
-from rft.evaluate import wrong_answer_share
 from rft.graders.pool import GraderPool
+from rft.training.evaluate import wrong_answer_share
 
 EXAMPLES = [
     Example("a", "47+38=", {"answer": "85", "sloppy": "75"}),
@@ -22,8 +22,8 @@ from math import comb  # noqa: E402
 
 import pytest  # noqa: E402
 
-from rft.evaluate import majority_passed, pass_at_k, per_grader_rewards  # noqa: E402
 from rft.graders.base import Grade  # noqa: E402
+from rft.training.evaluate import majority_passed, pass_at_k, per_grader_rewards  # noqa: E402
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 8, 16])
@@ -69,8 +69,8 @@ def test_per_grader_rewards_split_by_grader_type_and_component():
 
 
 # -- graders without a verdict (passed=None): full score passes, skipped rows never do ----------------
-from rft.evaluate import evaluate, sampled_pass_at_k  # noqa: E402
 from rft.rollout.base import Completion, SamplingParams  # noqa: E402
+from rft.training.evaluate import evaluate, sampled_pass_at_k  # noqa: E402
 
 # OpenAI's python grader without pass_threshold: a score, no verdict
 EXACT_PY = {"type": "python", "source": "def grade(sample, item):\n    return float(sample['output_text'] == item['answer'])"}

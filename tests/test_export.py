@@ -7,9 +7,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rft.cli import main
+from rft.commands.export import export
 from rft.config import config_from_dict, load_config
 from rft.console import Console
-from rft.export import export
 from rft.grpo.train import train
 from rft.models.load import load_policy
 

@@ -1,10 +1,10 @@
+import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.activations import GELUTanh, NewGELUActivation
 
 from rft.models.fast import fuse_activations
 from rft.models.load import load_model
-import pytest
 
 pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 

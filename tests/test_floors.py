@@ -20,16 +20,15 @@ import rft
 # Lowest floor first. A module belongs to the floor of the longest prefix that names it (``rft``
 # names the package's own ``__init__`` only).
 FLOORS: list[tuple[str, list[str]]] = [
-    ("base", ["rft.config", "rft.environment_config", "rft.grader_spec_errors", "rft.grader_specs", "rft.grader_fields", "rft.grader_syntax", "rft.console", "rft.files", "rft.runs",
-              "rft.optim", "rft.checkpoint", "rft.user_code"]),
+    ("base", ["rft.config", "rft.console", "rft.files", "rft.isolation", "rft.training", "rft.training.run_dir",
+              "rft.training.optim", "rft.training.checkpoint"]),
     ("data", ["rft.data"]),
-    ("parts", ["rft.tasks", "rft.models", "rft.rollout", "rft.graders", "rft.safety", "rft.distributed",
+    ("parts", ["rft.tasks", "rft.models", "rft.rollout", "rft.graders", "rft.safety", "rft.training.distributed",
                "rft.report", "rft.envs"]),
-    ("algorithm", ["rft.grpo", "rft.evaluate"]),
-    ("session", ["rft.session"]),
-    ("loop", ["rft.grpo.train"]),
-    ("commands", ["rft.sft", "rft.demo", "rft.doctor", "rft.audit", "rft.grade", "rft.eval_command", "rft.export",
-                  "rft.audit_episodes", "rft.openai_job", "rft.api", "rft.quickstart"]),
+    ("algorithm", ["rft.grpo", "rft.training.evaluate"]),
+    ("session", ["rft.training.session"]),
+    ("loop", ["rft.grpo.train", "rft.training.sft"]),
+    ("commands", ["rft.commands", "rft.api"]),
     ("cli", ["rft.cli"]),
     ("package", ["rft"]),  # `import rft` is the front door: rft.train etc., imported lazily from rft.api
 ]
@@ -96,6 +95,7 @@ def upward_imports(graph: dict[str, set[str]], floors: list[tuple[str, list[str]
 PARTS_ROOMS: dict[str, set[str]] = {
     "rft.rollout": {"rft.models"},
     "rft.envs": {"rft.graders", "rft.rollout", "rft.models"},
+    "rft.safety": {"rft.graders", "rft.envs", "rft.rollout"},  # attacks run through graders, episodes
 }
 
 
@@ -176,7 +176,7 @@ def test_a_grader_importing_a_model_is_found(tmp_path):
 
 def test_nothing_in_the_library_imports_the_training_loop():
     graph = import_graph(SRC)
-    commands = {floor_of(m, FLOORS) for m in ("rft.sft", "rft.cli")}
+    commands = {floor_of(m, FLOORS) for m in ("rft.commands.train", "rft.cli")}
     importers = sorted(m for m, deps in graph.items() if "rft.grpo.train" in deps and floor_of(m, FLOORS) not in commands)
     assert importers == []
 
@@ -215,8 +215,8 @@ def test_a_loop_is_found(tmp_path, files, loop):
 
 
 def test_an_upward_import_and_an_unplaced_module_are_found(tmp_path):
-    root = _package(tmp_path, {"data.py": "from rft.distributed import Dist\n", "distributed.py": "",
+    root = _package(tmp_path, {"data.py": "from rft.tasks import TASKS\n", "tasks/__init__.py": "",
                                "grpo/__init__.py": "", "grpo/train.py": "", "elsewhere.py": ""})
     assert upward_imports(import_graph(root), FLOORS) == [
-        "rft.elsewhere: on no floor; add it to FLOORS", "rft.data (data) imports rft.distributed (parts)"]
+        "rft.elsewhere: on no floor; add it to FLOORS", "rft.data (data) imports rft.tasks (parts)"]
     assert import_loops(import_graph(root)) == []

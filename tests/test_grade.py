@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rft.grade import grade_command
+from rft.commands.grade import grade_command
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

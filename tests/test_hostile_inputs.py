@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from rft.commands.openai_job import plan_job
 from rft.config import ConfigError, config_from_dict, load_config
 from rft.data import DataError, read_dataset, read_jsonl
 from rft.files import MAX_LINE_BYTES, InputFileError, jsonl_lines, load_yaml
-from rft.openai_job import plan_job
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 CLI_BOUND_S = 60  # generous: each case takes well under a second of rft's own time
@@ -299,9 +299,10 @@ def test_cli_openai_job_suffix_climbing_out_is_one_line(tmp_path):
 _CRASH = """
 import sys
 import rft.cli as cli
+import rft.commands.config as command
 def boom(args):
     raise {exc}
-cli.cmd_config = boom
+command.run = boom
 sys.exit(cli.main(sys.argv[1:]))
 """
 

@@ -95,9 +95,10 @@ def test_training_by_hub_id_keeps_the_id_in_config_yaml(hub_cache, two_tiny_mode
 def test_an_openai_job_may_name_a_hub_model(tmp_path):
     import json
 
-    from rft.config import ConfigError
-    from rft.openai_job import plan_job
     from test_openai_job import DOCUMENTED, _local
+
+    from rft.commands.openai_job import plan_job
+    from rft.config import ConfigError
 
     body = {**DOCUMENTED, "model": "Qwen/Qwen2.5-0.5B-Instruct"}
     (tmp_path / "job.json").write_text(json.dumps(body))

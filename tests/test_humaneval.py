@@ -115,7 +115,7 @@ def test_no_converted_problem_is_passed_by_a_constant_answer(converted):
 
 
 def test_expected_values_never_reach_the_sandbox_payload(converted, monkeypatch):
-    from rft.graders import sandbox
+    from rft.isolation import sandbox
 
     seen = []
     example = next(e for e in converted[0] if e.id == "HumanEval/0")
@@ -149,7 +149,7 @@ def test_wrong_and_cheating_programs_score_below_one(converted):
 
 def test_audit_finds_no_hole_in_boolean_tuple_float_and_random_input_problems(converted):
     """All or nothing: with partial credit a constant True would earn most of HumanEval/0."""
-    from rft.audit import audit
+    from rft.safety.attacks import audit
 
     picked = [e for e in converted[0] if e.id in ("HumanEval/0", "HumanEval/2", "HumanEval/8", "HumanEval/38")]
     result = audit({"type": "code", "mode": "function"}, picked, workers=2)

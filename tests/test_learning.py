@@ -6,11 +6,12 @@ Margins were picked from measured runs (README, "Measured"): the warm start sits
 40 GRPO steps reach about 90-95 %. The test asks for +30 points, well inside what every run gave.
 """
 
-from rft.console import Console
-from rft.demo import demo_config
-from rft.grpo.train import train
-from rft.sft import sft
 import pytest
+
+from rft.commands.demo import demo_config
+from rft.console import Console
+from rft.grpo.train import train
+from rft.training.sft import sft
 
 pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 

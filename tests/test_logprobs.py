@@ -1,8 +1,8 @@
+import pytest
 import torch
 
 from rft.grpo.logprobs import build_token_batch, completion_logprobs, length_buckets
 from rft.models.load import load_model, load_tokenizer
-import pytest
 
 pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 

@@ -10,13 +10,13 @@ from safetensors.torch import load_file
 
 pytest.importorskip("peft")
 
+from rft.commands.export import export  # noqa: E402
 from rft.config import ConfigError, config_from_dict  # noqa: E402
 from rft.console import Console  # noqa: E402
-from rft.export import export  # noqa: E402
 from rft.grpo.train import train  # noqa: E402
 from rft.models.load import load_model, load_policy  # noqa: E402
 from rft.models.lora import is_lora, reference_scoring  # noqa: E402
-from rft.sft import sft  # noqa: E402
+from rft.training.sft import sft  # noqa: E402
 
 pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 

@@ -17,7 +17,13 @@ import pytest
 import torch
 import yaml
 
-from rft.config import ConfigError, GRPOConfig, MonitorsConfig, config_from_dict, load_config
+from rft.config import (
+    ConfigError,
+    GRPOConfig,
+    MonitorsConfig,
+    config_from_dict,
+    load_config,
+)
 from rft.data import Example, example_from_row
 from rft.envs.base import EpisodeLimits
 from rft.envs.episodes import EpisodeRunner, with_own_grades
@@ -242,9 +248,9 @@ def _tiny_batch(model_dir):
 
 @pytest.mark.parametrize("num_iterations", [1, 2])
 def test_a_non_finite_loss_skips_the_update_and_leaves_model_and_optimizer_untouched(tiny_model_dir, num_iterations):
-    from rft.distributed import Dist
     from rft.grpo.update import Batch, global_loss_norm, update_policy
-    from rft.optim import make_optimizer, make_scheduler
+    from rft.training.distributed import Dist
+    from rft.training.optim import make_optimizer, make_scheduler
 
     model, tokens = _tiny_batch(tiny_model_dir)
     cfg = GRPOConfig(lr=1e-3, num_iterations=num_iterations)
@@ -273,10 +279,10 @@ def test_the_monitors_alert_on_every_skipped_step_and_count_them_in_a_row():
 
 
 def test_no_checkpoint_is_written_from_a_model_that_is_not_finite(tmp_path, tiny_model_dir):
-    from rft.checkpoint import NonFiniteError
-    from rft.distributed import Dist, save_checkpoint_on_main
     from rft.models.load import load_model
-    from rft.runs import RunDir
+    from rft.training.checkpoint import NonFiniteError
+    from rft.training.distributed import Dist, save_checkpoint_on_main
+    from rft.training.run_dir import RunDir
 
     model = load_model(tiny_model_dir)
     with torch.no_grad():
@@ -396,7 +402,7 @@ def test_a_set_override_refuses_inf_too():
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400"])
 @pytest.mark.parametrize("key", ["learning_rate_multiplier", "compute_multiplier"])
 def test_a_job_body_with_a_non_finite_hyperparameter_is_refused(tmp_path, key, token):
-    from rft.openai_job import plan_job
+    from rft.commands.openai_job import plan_job
 
     body = textwrap.dedent(f"""\
         {{"model": "embedded", "training_file": "train.jsonl",

@@ -25,10 +25,10 @@ from rft.config import ConfigError, config_from_dict
 from rft.data import DataError, Example
 from rft.envs.base import EpisodeLimits
 from rft.envs.episodes import CHARS_PER_TOKEN, EpisodeRunner, ObservationFormat
-from rft.evaluate import encode_prompt
 from rft.models.load import load_tokenizer
 from rft.models.presets import PresetError
 from rft.rollout.base import Completion, SamplingParams
+from rft.training.evaluate import encode_prompt
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -250,26 +250,26 @@ def _sql_rows(tmp_path, bad_db: str | None) -> str:
                                          (".", "not a regular file")])
 def test_sql_retry_rows_without_a_readable_database_are_refused_before_the_model_loads(tmp_path, monkeypatch,
                                                                                       bad_db, why):
-    import rft.session
+    import rft.training.session
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the rows were checked")
 
-    monkeypatch.setattr(rft.session, "load_policy", no_model)
+    monkeypatch.setattr(rft.training.session, "load_policy", no_model)
     cfg = config_from_dict({"data": {"train_file": _sql_rows(tmp_path, bad_db), "val_size": 2},
                             "grader": {"type": "sql"}, "environment": {"type": "sql_retry"},
                             "sampling": {"max_new_tokens": 8}})
     with pytest.raises(DataError, match=rf"example 'r4' \(.*train\.jsonl:5\): .*{why}.*fix the row"):
-        rft.session.open_session(cfg)
+        rft.training.session.open_session(cfg)
 
 
 def test_an_environment_that_cannot_start_is_refused_before_the_model_loads(tmp_path, monkeypatch):
-    import rft.session
+    import rft.training.session
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the environment was checked")
 
-    monkeypatch.setattr(rft.session, "load_policy", no_model)
+    monkeypatch.setattr(rft.training.session, "load_policy", no_model)
     (tmp_path / "env.py").write_text("class Env:\n    def reset(self, **row):\n        raise KeyError('target')\n")
     rows = "".join(json.dumps({"id": f"r{i}", "prompt": f"Q{i}", "answer": "1"}) + "\n" for i in range(4))
     (tmp_path / "train.jsonl").write_text(rows)
@@ -277,4 +277,4 @@ def test_an_environment_that_cannot_start_is_refused_before_the_model_loads(tmp_
                             "grader": {"type": "string_check"}, "sampling": {"max_new_tokens": 8},
                             "environment": {"type": "trl", "factory": f"{tmp_path / 'env.py'}:Env"}})
     with pytest.raises(ConfigError, match=r"environment: cannot start an episode on example .*target"):
-        rft.session.open_session(cfg)
+        rft.training.session.open_session(cfg)

@@ -4,12 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rft.cli import main
+from rft.commands.openai_job import plan_job
 from rft.config import ConfigError
 from rft.models.load import load_tokenizer
-from rft.openai_job import plan_job
 
 ROOT = Path(__file__).resolve().parents[1]
 # The "Reinforcement" example of POST /v1/fine_tuning/jobs in OpenAI's API reference, verbatim

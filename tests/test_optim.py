@@ -2,7 +2,7 @@
 
 import torch
 
-from rft.optim import MasterWeightAdamW, make_optimizer
+from rft.training.optim import MasterWeightAdamW, make_optimizer
 
 
 def _steps(opt, p, n, grad=1.0):

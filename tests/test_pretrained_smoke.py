@@ -31,17 +31,23 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import rft
 from rft.cli import main
+from rft.commands.doctor import DOCTOR_FILE, baseline_verdict, doctor
+from rft.commands.export import export
 from rft.config import config_from_dict, load_config
 from rft.console import Console
 from rft.data import Example
-from rft.evaluate import encode_prompt
-from rft.export import export
 from rft.grpo.train import train
 from rft.models.compat import peft_wrapping
-from rft.models.load import cache_dir, load_model, load_policy, load_tokenizer, resolve_model_path
+from rft.models.load import (
+    cache_dir,
+    load_model,
+    load_policy,
+    load_tokenizer,
+    resolve_model_path,
+)
 from rft.models.presets import META_FILE, PRESETS, PresetError, fetch_wheel, preset_note
 from rft.rollout import SamplingParams, TorchSampler
-from rft.doctor import DOCTOR_FILE, baseline_verdict, doctor
+from rft.training.evaluate import encode_prompt
 
 pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 

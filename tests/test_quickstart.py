@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from rft.cli import main
+from rft.commands.quickstart import flag_overrides, grader_spec
 from rft.config import ConfigError, load_config
-from rft.quickstart import flag_overrides, grader_spec
 
 
 @pytest.mark.parametrize("text, spec", [

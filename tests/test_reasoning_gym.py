@@ -131,7 +131,7 @@ def test_a_scorer_that_evaluates_answers_never_sees_code(rg, tmp_path):
 
 
 def test_audit_finds_no_hole_by_default_and_the_scorers_holes_with_partial_credit(rg, monkeypatch):
-    from rft.audit import audit
+    from rft.safety.attacks import audit
     from rft.graders import reasoning_gym as grader_module
 
     rows = _rows("chain_sum", 2) + _rows("countdown", 2) + _rows("string_insertion", 2)

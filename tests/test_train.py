@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from rft.config import config_from_dict
 from rft.console import Console
 from rft.grpo.train import train
-from rft.sft import sft
+from rft.training.sft import sft
 
 QUIET = Console(quiet=True)
 

@@ -7,10 +7,10 @@ import torch
 from rft.config import GRPOConfig
 from rft.grpo.logprobs import build_token_batch
 from rft.grpo.loss import k3_kl
-from rft.distributed import Dist
 from rft.grpo.update import Batch, batch_logprobs, global_loss_norm, update_policy
 from rft.models.load import load_model, load_tokenizer
-from rft.optim import make_optimizer, make_scheduler
+from rft.training.distributed import Dist
+from rft.training.optim import make_optimizer, make_scheduler
 
 pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 

@@ -1,4 +1,4 @@
-"""User code is bounded and contained (rft.user_code): SystemExit, KeyboardInterrupt, os._exit, a busy
+"""User code is bounded and contained (rft.isolation.user_code): SystemExit, KeyboardInterrupt, os._exit, a busy
 loop and a sleep from every entry point -- a TRL environment's reset, tool and get_reward, the
 pre-flight check, a python grader with and without grading workers, a verifiers reward -- score 0
 with the reason while the caller goes on; a process that used a hung tool exits; and under
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
 from rft.envs.base import EpisodeLimits
-from rft.graders.base import SpecError
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
-from rft.user_code import UserCodeHost, network_isolation_problem
+from rft.isolation.user_code import UserCodeHost, network_isolation_problem
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 NO_NETNS = network_isolation_problem()
@@ -186,7 +186,7 @@ def test_a_trl_environment_that_misbehaves_scores_zero_and_the_run_goes_on(tok, 
 def test_the_preflight_check_turns_a_misbehaving_reset_into_a_config_error(user_file, mode):
     from rft.config import ConfigError
     from rft.envs.tools import TrlEnvironment
-    from rft.session import check_environment
+    from rft.training.session import check_environment
 
     env = TrlEnvironment.load(f"{user_file}:Hostile", EpisodeLimits(max_turns=2, timeout_s=1.0))
     with pytest.raises(ConfigError, match=f"cannot start an episode.*{REASON[mode]}"):

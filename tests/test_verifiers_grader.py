@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from rft.commands.grade import grade_command
 from rft.config import load_config
+from rft.config.base import SpecError
 from rft.console import Console
 from rft.data import Example, example_from_row
-from rft.grade import grade_command
-from rft.graders.base import SpecError, passed_of
+from rft.graders.base import passed_of
 from rft.graders.registry import build
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,14 @@ from rft.config import ConfigError, config_from_dict
 from rft.models.load import load_model, load_tokenizer
 from rft.rollout.base import SamplingParams
 from rft.rollout.sampler import TorchSampler
-from rft.rollout.vllm import VLLMEngine, hf_parameter_name, make_engine, request_params, to_completions, vllm_weights
+from rft.rollout.vllm import (
+    VLLMEngine,
+    hf_parameter_name,
+    make_engine,
+    request_params,
+    to_completions,
+    vllm_weights,
+)
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 

@@ -7,7 +7,13 @@ import pytest
 from rft.config import ConfigError, TaskConfig, config_from_dict
 from rft.graders.registry import build
 from rft.tasks import TASKS
-from rft.tasks.word_problems import HELDOUT_TEMPLATES, INSTRUCTION, TRAIN_TEMPLATES, heldout_phrasings, make_word_problems
+from rft.tasks.word_problems import (
+    HELDOUT_TEMPLATES,
+    INSTRUCTION,
+    TRAIN_TEMPLATES,
+    heldout_phrasings,
+    make_word_problems,
+)
 
 CFG = TaskConfig(name="word_problems", ops=["+", "-"], val_size=60, train_size=400)
 

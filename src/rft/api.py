@@ -1,4 +1,4 @@
-"""The Python API: ``rft.train``, ``rft.evaluate`` and ``rft.grade``, the commands as functions.
+"""The Python API: ``rft.train``, ``rft.training.evaluate`` and ``rft.commands.grade``, the commands as functions.
 
 ``config`` is a YAML path, a dict of sections or a :class:`~rft.config.Config` (``None``: the
 defaults). On top of it, in this order: ``overrides`` (``--set``-style ``"grpo.steps=50"`` strings,
@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from rft.config import Config, ConfigError, apply_overrides, config_from_dict, load_config
+from rft.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+)
 from rft.console import Console
 
 GraderArg = dict[str, Any] | Callable[..., Any] | None
@@ -106,9 +112,9 @@ def train(config: str | Path | dict[str, Any] | Config | None = None,
 def evaluate(models: str | list[str], data: str, *, grader: GraderArg = None, samples: int = 0,
              max_new_tokens: int | None = None, quiet: bool = True, **settings: Any) -> list[Any]:
     """Held-out greedy pass@1 (and pass@k with ``samples``) of models or run directories on ``data``,
-    as ``rft eval``; returns one :class:`rft.eval_command.ModelResult` per model. ``settings`` are
+    as ``rft eval``; returns one :class:`rft.commands.eval.ModelResult` per model. ``settings`` are
     ``eval_command``'s other keywords (``checkpoint``, ``temperature``, ``device``, ``out``, ...)."""
-    from rft.eval_command import eval_command
+    from rft.commands.eval import eval_command
 
     spec, in_process = _grader_spec(grader)
     if in_process:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rft.graders.bounded import BoundedWorker, BoundExceeded, RemoteError
+from rft.isolation.bounded import BoundedWorker, BoundExceeded, RemoteError
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
+from rft.config.base import SpecError
+from rft.config.graders import CodeSpec
 from rft.data import Example
-from rft.grader_specs import CodeSpec
-from rft.graders.base import SpecError
 from rft.graders.code import (
     CodeGrader,
     extract_program,
@@ -20,7 +20,7 @@ from rft.graders.code import (
     strict_equal,
 )
 from rft.graders.registry import build
-from rft.graders.sandbox import RunResult, Sandbox, SandboxUnavailable, get_sandbox
+from rft.isolation.sandbox import RunResult, Sandbox, SandboxUnavailable, get_sandbox
 from rft.tasks.code import FAMILIES, HIDDEN, SHOWN, make_code_examples
 
 DOUBLE_TESTS = [{"args": [1], "expected": 2}, {"args": [2], "expected": 4},
@@ -267,7 +267,8 @@ def test_require_isolation_refuses_rlimits_only():
 def no_isolation_tools(monkeypatch, tmp_path):
     """This machine as one without bubblewrap or unshare: PATH holds neither (so their probes fail
     the way the code detects a missing tool), and the probe caches start and end empty."""
-    from rft.graders import code, sandbox
+    from rft.graders import code
+    from rft.isolation import sandbox
 
     monkeypatch.setenv("PATH", str(tmp_path))
     for cache in (sandbox._probe, code._cached_sandbox):
@@ -329,10 +330,10 @@ def test_unknown_isolation_mode_is_refused():
 
 
 def test_rlimits_only_mode_warns_in_logs_and_in_grade_details(caplog):
-    from rft.graders import sandbox
+    from rft.isolation import sandbox
 
     sandbox._warn_no_isolation.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="rft.graders.sandbox"):
+    with caplog.at_level(logging.WARNING, logger="rft.isolation.sandbox"):
         g = grade("def f(x):\n    return 2 * x", isolation="none")
     assert g.score == 1.0
     assert g.details["isolation"] == "none"

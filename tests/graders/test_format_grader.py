@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError, build
+from rft.graders import build
 
 EX = Example("t", "What is 2+2?", {"answer": "4"})
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError
 from rft.graders.pool import GraderPool
 
 MISBEHAVING = """

@@ -1,4 +1,4 @@
-"""Spec checking shared by every grader type (rft.grader_specs): unknown keys, wrong types, messages
+"""Spec checking shared by every grader type (rft.config.graders): unknown keys, wrong types, messages
 that name field, value and fix, and OpenAI's JSON as-is."""
 
 from __future__ import annotations
@@ -7,12 +7,13 @@ from typing import get_args
 
 import pytest
 
+from rft.config.base import SpecError
+from rft.config.graders import SPECS, CodeSpec, TextSimilaritySpec, parse_spec
 from rft.data import Example
-from rft.grader_specs import SPECS, CodeSpec, TextSimilaritySpec, parse_spec
-from rft.graders import SpecError, build
+from rft.graders import build
 from rft.graders.registry import BUILDERS
-from rft.graders.sandbox import MODES
 from rft.graders.text_similarity import METRICS
+from rft.isolation.sandbox import MODES
 
 MINIMAL = {
     "arithmetic": {},
@@ -84,7 +85,7 @@ def test_bad_values_name_field_value_and_fix(spec, fragment):
         build(spec)  # type: ignore[arg-type]
 
 
-# -- one declaration per field (rft.grader_specs) ----------------------------------------------
+# -- one declaration per field (rft.config.graders) ----------------------------------------------
 
 
 def test_the_registry_builds_exactly_the_types_the_spec_union_declares():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError
 from rft.graders.templates import MissingField, Template, strict_json_loads
 
 EX = Example("row-1", "the prompt", {"answer": "Paris", "n": 42, "meta": {"tags": ["a", "b"]}})

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError, build
+from rft.graders import build
 from rft.graders.json_schema import max_assignment
 
 SCHEMA = {

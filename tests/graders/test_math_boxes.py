@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from rft.audit import audit
+from rft.safety.attacks import audit
 from rft.data import Example
 from rft.graders import build
 from rft.graders.math import final_answer

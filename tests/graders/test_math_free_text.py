@@ -7,10 +7,11 @@ import time
 
 import pytest
 
+from rft.safety.attacks import audit
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError, build
+from rft.graders import build
 from rft.graders.math_text import last_number, plain_number
-from rft.audit import audit
 
 AUTO = {"type": "math", "extract": "auto", "timeout_s": 1.0}
 LAST = {"type": "math", "extract": "last_number", "timeout_s": 1.0}

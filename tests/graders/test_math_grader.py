@@ -6,8 +6,9 @@ import time
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError, build
+from rft.graders import build
 
 FAST = {"type": "math", "timeout_s": 1.0}
 

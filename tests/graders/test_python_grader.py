@@ -6,8 +6,9 @@ import textwrap
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError, build
+from rft.graders import build
 
 EX = Example("t", "Say the answer.", {"answer": "4", "level": 2})
 EXACT = "def grade(sample, item):\n    return float(sample['output_text'].strip() == item['answer'])\n"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import textwrap
@@ -27,7 +26,7 @@ import pytest
 from rft.data import Example
 from rft.graders.base import Grade
 from rft.graders.registry import build
-from rft.graders.sandbox import SandboxUnavailable, get_sandbox, uid_range
+from rft.isolation.sandbox import SandboxUnavailable, get_sandbox, uid_range
 
 HARNESS_MARK = b"rft-sandbox-harness"
 OUR_UIDS = uid_range(os.getpid())  # as root, every run of this process uses one of these host uids
@@ -577,7 +576,7 @@ def test_stdio_exit_status_zero_with_wrong_output_fails():
 
 def test_expected_values_are_not_in_the_sandbox_memory_args_or_environment():
     sentinel = "EXPECTED-7f3a9c"
-    grade = run_hostile(f"""
+    grade = run_hostile("""
         import gc, os, re, sys
         def search():
             places = [repr(sys.argv), repr(dict(os.environ)), repr(sys.modules.get("__main__").__dict__)]
@@ -595,7 +594,7 @@ def test_expected_values_are_not_in_the_sandbox_memory_args_or_environment():
                     except (OSError, ValueError):
                         pass
             for text in places:
-                found = re.search("EXPECTED-[0-9a-f]{{6}}", text)
+                found = re.search("EXPECTED-[0-9a-f]{6}", text)
                 if found:
                     return found.group(0)
             return "nothing found"

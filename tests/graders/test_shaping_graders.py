@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError, build
+from rft.graders import build
 
 EX = Example("t", "p", {})
 OVERLONG = {"type": "overlong", "max_length": 100, "cache_length": 20}

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError, build
+from rft.graders import build
 from rft.graders.sql import open_read_only
 
 

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError, build
+from rft.graders import build
 
 
 def ex(**fields) -> Example:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders import SpecError, build
+from rft.graders import build
 from rft.graders.text_similarity import bleu, rouge_l, rouge_n
 
 REF = "the cat sat on the mat"

@@ -9,7 +9,7 @@ import types
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rft.report.loggers import JsonLinesSink, TensorBoardSink, WandbSink, scalars
-from rft.runs import RunDir
+from rft.training.run_dir import RunDir
 
 
 def _tb_scalars(path):

@@ -4,7 +4,13 @@ import struct
 
 import pytest
 
-from rft.report.plots import build_panels, metric_keys, missing_panels, render_png, series_of
+from rft.report.plots import (
+    build_panels,
+    metric_keys,
+    missing_panels,
+    render_png,
+    series_of,
+)
 from rft.report.samples import pick_pairs, spread
 
 

@@ -3,11 +3,12 @@ a bounded number of steps (issue 5: the divergence or length monitor fires)."""
 
 import json
 
+import pytest
+
 from rft.config import config_from_dict
 from rft.console import Console
 from rft.grpo.train import train
-from rft.sft import sft
-import pytest
+from rft.training.sft import sft
 
 pytestmark = pytest.mark.model  # samples or trains: CI reruns it under other CPU kernels
 

@@ -3,7 +3,13 @@
 import pytest
 
 from rft.config import MonitorsConfig
-from rft.safety.monitors import Alert, Monitors, emit_alerts, format_score, repetition_rate
+from rft.safety.monitors import (
+    Alert,
+    Monitors,
+    emit_alerts,
+    format_score,
+    repetition_rate,
+)
 
 CFG = MonitorsConfig()
 

@@ -35,7 +35,14 @@ from rft.data import Example
 from rft.envs.base import Environment, Episode, SingleTurn, call_deadline
 from rft.graders.base import Grade, checked, passed_of
 from rft.graders.pool import GraderPool
-from rft.rollout.base import END_REASONS, Completion, EpisodeRecord, Message, RolloutEngine, SamplingParams
+from rft.rollout.base import (
+    END_REASONS,
+    Completion,
+    EpisodeRecord,
+    Message,
+    RolloutEngine,
+    SamplingParams,
+)
 
 _A, _O = "\x00RFT-A\x00", "\x00RFT-O\x00"  # sentinels located in a rendered chat template
 STEP_GRACE_S = 1.0  # the least time an environment step gets, even in an episode already past timeout_s
@@ -54,7 +61,7 @@ class ObservationFormat:
     ``max_tokens`` ids in all is cut in its text -- first to ``CHARS_PER_TOKEN`` characters per
     token, so a 20 MB tool result costs nothing to tokenize, then in ids -- never in the wrapper: a
     cut observation still ends with the assistant header or the cue. Not covered: a wrapper longer
-    than ``max_tokens`` (the text then gets no ids; ``rft.session`` refuses such a config).
+    than ``max_tokens`` (the text then gets no ids; ``rft.training.session`` refuses such a config).
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase | None, cue: str = "", max_tokens: int = 128) -> None:

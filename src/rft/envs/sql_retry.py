@@ -26,7 +26,6 @@ from rft.envs.base import EpisodeLimits
 from rft.graders.base import Grade
 from rft.graders.sql import QueryError, SqlGrader, extract_sql
 
-
 _IDENT = re.compile(r"\b[a-z_]{3,}\b")  # lower-case identifiers (columns, tables); keywords are upper-case
 _KEYWORD = re.compile(r"\b(?:SELECT|FROM|WHERE|COUNT|ORDER|LIMIT|AND|JOIN|SUM|AVG|MAX|MIN)\b")
 

@@ -21,7 +21,7 @@ unless the environment has ``get_reward()``, whose value is the episode's score 
 a finite number within +-1e6 scores 0: :func:`rft.graders.base.checked`).
 
 The class is the user's code: it is imported, instantiated and called only in user-code hosts
-(:mod:`rft.user_code`; up to ``HOSTS`` processes per environment, episodes spread over them), each
+(:mod:`rft.isolation.user_code`; up to ``HOSTS`` processes per environment, episodes spread over them), each
 instance living in its host for its episode and addressed by key (a tool call costs 0.26 ms, against
 0.03 ms in-process). Every call -- ``reset``, each tool, ``get_reward``, and the pre-flight check's
 ``reset`` -- is bounded by the time its episode has left (:func:`rft.envs.base.time_left`: the
@@ -30,7 +30,7 @@ runner's deadline; ``timeout_s`` outside the runner). An exception of any kind o
 call ends the episode with score 0 and the reason (``end: env_error``), and the run goes on; a host
 that hangs or dies is killed and replaced, and the other episodes it held end the same way (their
 instances are gone). ``environment.network: deny`` runs the hosts with no network
-(``rft.user_code`` says what that blocks).
+(``rft.isolation.user_code`` says what that blocks).
 
 Not covered: the string ``reset`` may return (TRL appends it to the prompt; here the prompt is the
 row's own: put that text in the data), async tools, tool schemas in the prompt (write them into the
@@ -51,11 +51,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from rft.config.base import SpecError
 from rft.data import Example
 from rft.envs.base import EpisodeLimits, time_left
-from rft.graders.base import Grade, SpecError, shown
+from rft.graders.base import Grade, shown
 from rft.graders.python_grader import load_callable
-from rft.user_code import NetworkUnavailable, UserCodeFailed, UserCodeHost
+from rft.isolation.user_code import NetworkUnavailable, UserCodeFailed, UserCodeHost
 
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
 _TEXT_CALL = re.compile(r"^[ \t]*CALL[ \t]+([A-Za-z_]\w*)\((.*)\)[ \t]*$", re.MULTILINE)  # one line; no \s*: linear
@@ -220,7 +221,7 @@ class TrlEnvironment:
 DEFAULT_TIMEOUT_S = 120.0  # a call's bound without limits.timeout_s, outside the runner
 
 
-# -- run in the host (rft.user_code) ------------------------------------------------------------------
+# -- run in the host (rft.isolation.user_code) ------------------------------------------------------------------
 
 
 def _load_factory(factory: Callable[[], Any] | str) -> Callable[[], Any]:

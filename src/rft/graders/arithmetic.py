@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rft.config.graders import ArithmeticSpec
 from rft.data import Example
-from rft.grader_specs import ArithmeticSpec
 from rft.graders.base import Grade
 
 _INT = re.compile(r"-?\d+")

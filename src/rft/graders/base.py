@@ -1,7 +1,7 @@
 """The grading contract: :class:`Grade`, the :class:`Grader` protocol and :func:`safe_grade`.
 
 A grader is built from a spec dict by ``rft.graders.build(spec)`` (validated into its model in
-``rft.grader_specs``; a bad spec is a :class:`SpecError`) and called as
+``rft.config.graders``; a bad spec is a :class:`SpecError`) and called as
 ``grader(completion, example) -> Grade``: one fixed signature, no ``**kwargs``.
 
 Model output is untrusted. A grader must never raise into the training loop: :func:`safe_grade`
@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from rft.data import Example
-from rft.grader_specs import SpecError as SpecError  # re-exported: graders raise it when built
 
 
 @dataclass(frozen=True)

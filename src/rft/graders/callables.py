@@ -17,7 +17,7 @@ the wrapped callable in this process. Grades go through :func:`~rft.graders.base
 every grader's: an exception or ``SystemExit`` scores 0 with the reason; a non-number, NaN/inf or
 a Grade with a non-finite score scores 0 with ``details["error"] = "BadReturn"``.
 
-Not covered: grading a callable in worker processes or in the user-code host (rft.user_code) -- it
+Not covered: grading a callable in worker processes or in the user-code host (rft.isolation.user_code) -- it
 exists in this process only, so the API grades it here (``grading.workers: 0``, no per-grade
 timeout, no network guard; a hang is the caller's). For timeouts
 give a ``function: module:name`` spec instead, which workers import. Resuming from ``config.yaml``
@@ -32,8 +32,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from rft.config.graders import PythonSpec
 from rft.data import Example
-from rft.grader_specs import PythonSpec
 from rft.graders.base import Grade, Grader
 from rft.graders.python_grader import IN_PROCESS, score_with
 

@@ -41,10 +41,17 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+from rft.config.base import SpecError
+from rft.config.graders import CodeSpec
 from rft.data import Example
-from rft.grader_specs import CodeSpec
-from rft.graders.base import Grade, SpecError
-from rft.graders.sandbox import Limits, RunResult, Sandbox, SandboxUnavailable, get_sandbox
+from rft.graders.base import Grade
+from rft.isolation.sandbox import (
+    Limits,
+    RunResult,
+    Sandbox,
+    SandboxUnavailable,
+    get_sandbox,
+)
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
 STATUSES = ("passed", "failed", "error", "timeout", "memory", "output_limit")

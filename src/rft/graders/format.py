@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rft.config.graders import FormatSpec
 from rft.data import Example
-from rft.grader_specs import FormatSpec
 from rft.graders.base import Grade
 
 

@@ -35,8 +35,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from rft.config.graders import JsonSchemaSpec
 from rft.data import Example
-from rft.grader_specs import JsonSchemaSpec
 from rft.graders.base import Grade
 from rft.graders.templates import strict_json_loads
 

@@ -32,10 +32,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from rft.config.graders import LogicSpec
 from rft.data import Example
-from rft.grader_specs import LogicSpec
 from rft.graders.base import Grade
-from rft.graders.bounded import BoundExceeded, RemoteError, call_bounded
+from rft.isolation.bounded import BoundExceeded, RemoteError, call_bounded
 
 _TOKEN = re.compile(r"\s*(<->|<=>|->|=>|[()~!&|¬∧∨→↔]|[A-Za-z_][A-Za-z0-9_]*)")
 _WORD_OPS = {"not": "~", "and": "&", "or": "|", "implies": "->", "iff": "<->"}
@@ -68,7 +68,11 @@ def tokenize(text: str) -> list[str]:
 
 def parse_formula(text: str) -> Any:
     """Parse a propositional formula into a SymPy boolean expression (recursive descent)."""
-    from sympy import Symbol, false, true  # the parent never imports SymPy for this grader
+    from sympy import (  # the parent never imports SymPy for this grader
+        Symbol,
+        false,
+        true,
+    )
     from sympy.logic.boolalg import And, Equivalent, Implies, Not, Or
 
     tokens, pos = tokenize(text), 0

@@ -71,13 +71,24 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rft.config.graders import FREE_TEXT_MODES, MathSpec
 from rft.data import Example
-from rft.grader_specs import FREE_TEXT_MODES, MathSpec
 from rft.graders.base import Grade
-from rft.graders.bounded import BoundExceeded, RemoteError, call_bounded
-from rft.graders.math_boxes import boxed_contents, hedge_between_boxes, join_boxes, several_valued
-from rft.graders.math_text import (HEDGE, answer_sentence, last_number, later_answer_texts, numbers_equal,
-                                  plain_number)
+from rft.graders.math_boxes import (
+    boxed_contents,
+    hedge_between_boxes,
+    join_boxes,
+    several_valued,
+)
+from rft.graders.math_text import (
+    HEDGE,
+    answer_sentence,
+    last_number,
+    later_answer_texts,
+    numbers_equal,
+    plain_number,
+)
+from rft.isolation.bounded import BoundExceeded, RemoteError, call_bounded
 
 
 def extract_answer(completion: str, mode: str, tag: str) -> tuple[str | None, str]:
@@ -193,7 +204,12 @@ def final_answer(text: str) -> tuple[Any, str, int, int] | None:
     that the value is ``parse``'s own on every vector."""
     from itertools import groupby
 
-    from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig, extract_match, get_extraction_regexes
+    from math_verify.parser import (
+        ExprExtractionConfig,
+        LatexExtractionConfig,
+        extract_match,
+        get_extraction_regexes,
+    )
 
     targets = get_extraction_regexes([LatexExtractionConfig(), ExprExtractionConfig()])
     patterns = sorted(((p, t, prio) for pats, t in targets for p, prio in pats), key=lambda x: x[2])

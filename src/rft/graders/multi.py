@@ -13,7 +13,7 @@ Formula: with weights, score = sum_i w_i * s_i (a plain weighted sum: not normal
 penalties stay penalties; choose weights that sum to 1 for a [0, 1] score). With
 ``calculate_output``, the expression over sub-grader names using ``+ - * /``, ``^`` (power, as in
 OpenAI's; ``**`` too), numbers, parentheses and ``min max abs floor ceil exp sqrt log``
-(:mod:`rft.grader_syntax`: parsed with ``ast``, evaluated in floats -- never ``eval``). A math error
+(:mod:`rft.config.grader_syntax`: parsed with ``ast``, evaluated in floats -- never ``eval``). A math error
 (division by zero, log of 0, overflow) gives score 0 with the reason.
 
 passed = score >= ``pass_threshold`` when set; otherwise all sub-graders that have a notion of
@@ -30,10 +30,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from rft.config.base import SpecError
+from rft.config.grader_syntax import Formula
+from rft.config.graders import MultiSpec
 from rft.data import Example
-from rft.grader_specs import MultiSpec
-from rft.grader_syntax import Formula
-from rft.graders.base import Grade, Grader, SpecError, safe_grade
+from rft.graders.base import Grade, Grader, safe_grade
 
 
 @dataclass(frozen=True)

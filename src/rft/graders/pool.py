@@ -50,9 +50,9 @@ from typing import Any
 
 from rft.data import Example
 from rft.graders.base import Grade, Grader, safe_grade
-from rft.graders.bounded import die_with_parent
 from rft.graders.registry import build
 from rft.graders.stats import GraderStats
+from rft.isolation.bounded import die_with_parent
 
 STARTUP_TIMEOUT_S = 120.0  # a worker that cannot start is an environment problem: raise
 SLACK_S = 10.0  # added to a grader's own bound: start-up of its bounded child, a loaded machine

@@ -18,13 +18,13 @@ columns being the row's fields -- and must return a list of one float (or None: 
 recorded as a skipped grade). Completions are passed as plain strings (TRL's "standard" format).
 
 Trust: this is the *user's* code, not the model's: it runs unsandboxed with the user's rights, in
-this process's user-code host (:mod:`rft.user_code`), never in the grading process itself, with or
+this process's user-code host (:mod:`rft.isolation.user_code`), never in the grading process itself, with or
 without grading workers: the module is imported there (a failing or hanging import is a SpecError
 when the grader is built), and each call gets ``timeout_s`` (default 30 s). A non-number, NaN/inf,
 a wrong-length list, an exception of any kind (``SystemExit`` too), ``os._exit``, a crash or a call
 past ``timeout_s`` scores 0 with the reason (``details["error"]``: the exception's name,
 ``Timeout``, ``HostCrash``), and the next call gets a fresh host. ``network: deny`` runs the code
-with no network at all (``rft.user_code`` says what that blocks); the default ``allow`` gives it the
+with no network at all (``rft.isolation.user_code`` says what that blocks); the default ``allow`` gives it the
 caller's network. Not covered: OpenAI's image inputs (``image_tag`` is accepted and ignored), async
 functions, state kept between calls (a host can be replaced at any call).
 """
@@ -38,11 +38,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from rft.config.base import SpecError
+from rft.config.graders import PythonSpec
 from rft.data import Example
-from rft.grader_specs import PythonSpec
-from rft.graders.base import Grade, Grader, SpecError
+from rft.graders.base import Grade, Grader
 from rft.graders.templates import strict_json_loads
-from rft.user_code import NetworkUnavailable, UserCodeFailed, UserCodeHost, shared_host
+from rft.isolation.user_code import (
+    NetworkUnavailable,
+    UserCodeFailed,
+    UserCodeHost,
+    shared_host,
+)
 
 
 def load_callable(ref: str, where: str = "python grader: field 'function'") -> Callable[..., Any]:
@@ -141,7 +147,7 @@ class PythonGrader:
             return Grade(0.0, False, f"python grader: {e}"[:300], e.details())
 
 
-# -- run in the host (rft.user_code) ------------------------------------------------------------------
+# -- run in the host (rft.isolation.user_code) ------------------------------------------------------------------
 
 
 def _load(spec: PythonSpec) -> Callable[..., Any]:

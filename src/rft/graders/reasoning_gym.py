@@ -22,7 +22,7 @@ so an answer ``open('/x', 'w')`` would run. For those datasets (:data:`EXECUTES_
 reaches the scorer only when it is the gold answer itself or passes a screen: a Python literal for
 the ``eval`` ones, an arithmetic expression of numbers, names and the math functions in
 :data:`MATH_FUNCTIONS` for the SymPy ones; anything else scores 0. The scorer runs in the bounded
-child (:mod:`rft.graders.bounded`: a wall-clock bound and a memory limit), so a SymPy blow-up costs
+child (:mod:`rft.isolation.bounded`: a wall-clock bound and a memory limit), so a SymPy blow-up costs
 one timeout. The dataset object is rebuilt there once per (name, config) to get its scorer.
 
 Fields: ``rg_dataset`` (the dataset's name), ``rg_config`` (its config), ``rg_entry`` (the entry:
@@ -40,10 +40,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rft.config.graders import ReasoningGymSpec
 from rft.data import Example
 from rft.graders.base import Grade
-from rft.graders.bounded import BoundExceeded, RemoteError, call_bounded
-from rft.grader_specs import ReasoningGymSpec
+from rft.isolation.bounded import BoundExceeded, RemoteError, call_bounded
 
 _TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 EXTRACT_MODES = ("tag_or_last_line", "tag")

@@ -1,6 +1,6 @@
 """Grader registry: an explicit dict from spec ``type`` to a builder. No implicit discovery.
 
-``build(spec_dict)`` validates the dict into its typed spec (``rft.grader_specs.parse_spec``: a bad
+``build(spec_dict)`` validates the dict into its typed spec (``rft.config.graders.parse_spec``: a bad
 field is a :class:`SpecError` naming field, value and fix), then calls the type's builder, which
 makes the checks that need IO (a python grader's file, an sql database, the code sandbox).
 :func:`check_specs` builds a default spec and every distinct spec the rows carry, once each, so a
@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Iterable
 
+from rft.config.base import SpecError
+from rft.config.graders import GraderSpec, parse_spec
 from rft.data import Example
-from rft.grader_specs import GraderSpec, SpecError, parse_spec
 from rft.graders.arithmetic import ArithmeticGrader
 from rft.graders.base import Grader
 from rft.graders.code import CodeGrader

@@ -29,8 +29,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rft.config.graders import OverlongSpec, RepetitionSpec
 from rft.data import Example
-from rft.grader_specs import OverlongSpec, RepetitionSpec
 from rft.graders.base import Grade
 
 

@@ -44,9 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rft.config.base import SpecError
+from rft.config.graders import SqlSpec
 from rft.data import Example
-from rft.grader_specs import SqlSpec
-from rft.graders.base import Grade, SpecError
+from rft.graders.base import Grade
 
 _ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 _DENIED_FUNCTIONS = {

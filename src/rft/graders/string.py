@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rft.config.grader_syntax import compile_re2
+from rft.config.graders import RegexSpec, StringCheckSpec
 from rft.data import Example
-from rft.grader_specs import RegexSpec, StringCheckSpec
-from rft.grader_syntax import compile_re2
 from rft.graders.base import Grade
 from rft.graders.templates import MissingField, Template, render_pair
 

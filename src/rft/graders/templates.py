@@ -9,7 +9,7 @@ A template is a string with zero or more ``{{ path }}`` placeholders. Paths:
 
 A template that is exactly one placeholder renders to that value's text; strings stay as they are,
 anything else is written as compact JSON (``42``, ``true``, ``["a","b"]``). Paths are checked when
-the spec loads (:func:`rft.grader_syntax.template_paths`), so a typo such as ``{{ items.x }}`` is a
+the spec loads (:func:`rft.config.grader_syntax.template_paths`), so a typo such as ``{{ items.x }}`` is a
 :class:`SpecError`; a row missing the
 field raises :class:`MissingField` at grade time (graders turn it into a skipped Grade).
 
@@ -22,9 +22,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rft.config.base import SpecError
+from rft.config.grader_syntax import PLACEHOLDER, template_paths
 from rft.data import Example
-from rft.grader_syntax import PLACEHOLDER, template_paths
-from rft.graders.base import Grade, SpecError
+from rft.graders.base import Grade
 
 
 class MissingField(LookupError):

@@ -34,8 +34,8 @@ from typing import Callable
 from rapidfuzz import fuzz
 from rapidfuzz.distance import LCSseq
 
+from rft.config.graders import TextSimilaritySpec
 from rft.data import Example
-from rft.grader_specs import TextSimilaritySpec
 from rft.graders.base import Grade
 from rft.graders.templates import Template, render_pair
 

@@ -46,8 +46,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, get_origin
 
+from rft.config.base import SpecError
 from rft.data import Example
-from rft.graders.base import SpecError
 
 JUDGE_OBJECTS = frozenset({"judge", "judge_client"})
 CLIENT_MODULES = frozenset({"openai", "anthropic", "httpx", "aiohttp", "litellm", "requests"})

@@ -19,7 +19,7 @@ nothing. passed = score >= ``pass_threshold`` when set, else None (full marks, s
 ``details["components"]`` holds every reward and metric (logged as ``grader/verifiers/<name>``).
 
 Offline means offline. The environment is opened and its rewards run in this process's user-code
-host (:mod:`rft.user_code`), never in the grading process: with ``network: deny`` (the default)
+host (:mod:`rft.isolation.user_code`), never in the grading process: with ``network: deny`` (the default)
 that host has no network at all -- a new network namespace, so TCP and UDP from Python or C, from
 any thread or ``asyncio.to_thread``, and programs it starts (``curl``) all fail; where the machine
 cannot make the namespace, the grader is refused when built, with the fix. Inside it, a connection
@@ -33,7 +33,7 @@ can interrupt, by its host being killed and replaced, as are ``os._exit`` and cr
 does not fit the environment's task data is a skipped grade (``details["skipped"]``, a data
 problem).
 
-Not covered: see ``rft.user_code`` for what ``deny`` leaves open (Unix sockets bound to files,
+Not covered: see ``rft.isolation.user_code`` for what ``deny`` leaves open (Unix sockets bound to files,
 the filesystem); sandboxed execution of the rewards (they are the user's trusted code, as the
 python grader's are); see ``verifiers_envs`` for the environment side.
 """
@@ -47,11 +47,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
+from rft.config.graders import VerifiersSpec
 from rft.data import Example
-from rft.graders.base import Grade, SpecError
-from rft.grader_specs import VerifiersSpec
+from rft.graders.base import Grade
 from rft.graders.python_grader import load_in_host
-from rft.user_code import UserCodeFailed, UserCodeHost
+from rft.isolation.user_code import UserCodeFailed, UserCodeHost
 
 T = TypeVar("T")
 
@@ -140,7 +140,7 @@ class VerifiersGrader:
             return Grade(0.0, False, f"verifiers grader: {e}"[:300], e.details())
 
 
-# -- run in the host (rft.user_code) ------------------------------------------------------------------
+# -- run in the host (rft.isolation.user_code) ------------------------------------------------------------------
 
 
 def _open(environment: str, args: dict[str, Any]) -> Any:

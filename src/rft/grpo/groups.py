@@ -17,7 +17,7 @@ which need no rewards:
   most 4x the batch). A batch still short after the last round is topped up with dropped groups, so
   every update sees the same number of groups.
 
-Under torchrun (:mod:`rft.distributed`) every rank walks the same prompt cursor; rank r samples and
+Under torchrun (:mod:`rft.training.distributed`) every rank walks the same prompt cursor; rank r samples and
 grades the r-th contiguous share of each round's prompts (a group is never split) and the groups
 are gathered after grading. The step's prompt i samples with the seed of (seed, step, i)
 (:func:`group_seeds`), so completions do not depend on the number of ranks, and a refill round asks
@@ -35,11 +35,11 @@ from typing import Callable
 from rft.config import GRPOConfig
 from rft.console import timed
 from rft.data import Example, PromptCursor
-from rft.distributed import Dist, group_seeds
 from rft.envs.episodes import EpisodeRunner, with_own_grades
 from rft.graders.base import Grade
 from rft.graders.pool import GraderPool
 from rft.rollout.base import Completion, RolloutEngine, SamplingParams
+from rft.training.distributed import Dist, group_seeds
 
 
 @dataclass

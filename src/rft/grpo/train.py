@@ -38,30 +38,41 @@ from typing import Any
 
 import torch
 
-from rft.checkpoint import load_training_state
 from rft.config import Config
 from rft.console import Console, clock, timed
 from rft.data import PromptCursor
-from rft.distributed import Dist, FollowerRunDir, init_distributed, save_checkpoint_on_main
 from rft.envs.episodes import EpisodeRunner, model_ids
-from rft.evaluate import evaluate, sampled_pass_at_k
 from rft.graders.pool import GraderPool
 from rft.graders.stats import GraderStats
 from rft.grpo.advantages import group_advantages, zero_std_fraction
 from rft.grpo.control import step_rewards
 from rft.grpo.groups import Group, GroupSampler
 from rft.grpo.logprobs import build_token_batch
-from rft.grpo.update import Batch, batch_logprobs, global_loss_norm, reduce_update_metrics, update_policy
+from rft.grpo.update import (
+    Batch,
+    batch_logprobs,
+    global_loss_norm,
+    reduce_update_metrics,
+    update_policy,
+)
 from rft.models.load import context_length, load_model, resolve_model_path
 from rft.models.lora import is_lora, reference_scoring
-from rft.optim import make_optimizer, make_scheduler, rng_state, set_rng_state
 from rft.report.loggers import run_sinks
 from rft.rollout import SamplingParams, TorchSampler
 from rft.rollout.vllm import make_engine
-from rft.runs import RunDir
 from rft.safety.capability import CapabilityGuard
 from rft.safety.monitors import Monitors, emit_alerts, repetition_rate
-from rft.session import Session, open_session
+from rft.training.checkpoint import load_training_state
+from rft.training.distributed import (
+    Dist,
+    FollowerRunDir,
+    init_distributed,
+    save_checkpoint_on_main,
+)
+from rft.training.evaluate import evaluate, sampled_pass_at_k
+from rft.training.optim import make_optimizer, make_scheduler, rng_state, set_rng_state
+from rft.training.run_dir import RunDir
+from rft.training.session import Session, open_session
 
 
 @dataclass
@@ -158,7 +169,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
     ``time_limit_s`` ends the run (validated, checkpointed) after the first step past which another
     step and the final validation, timed as the last ones, would not fit (plus ``after_vals`` more
     validations' time for the caller's work afterwards, e.g. the SmolLM2 demo's). Under torchrun this is one
-    data-parallel rank (rft.distributed); only rank 0 writes and prints."""
+    data-parallel rank (rft.training.distributed); only rank 0 writes and prints."""
     deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None  # loading counts too
     ctx = init_distributed(cfg)
     console, run, ckpt = open_run(cfg, ctx, resume, console)

@@ -25,11 +25,11 @@ gradients are zeroed and the optimizer and the schedule are not stepped, so weig
 and the lr stay as they were, and the step's later passes are abandoned (they would start from the
 same weights); ``update_skipped_nonfinite`` = 1 in its metrics (``loss`` and ``grad_norm`` keep the
 non-finite values, null in metrics.jsonl). The loop alerts on such a step and stops the run with a
-:class:`~rft.checkpoint.NonFiniteError` after ``grpo.max_nonfinite_steps`` of them in a row
+:class:`~rft.training.checkpoint.NonFiniteError` after ``grpo.max_nonfinite_steps`` of them in a row
 (:mod:`rft.grpo.train`). Rewards are finite by then (the score gate, :func:`rft.graders.base.checked`);
 what this catches is the model's side: an lr that overflows, logits that overflow in fp16.
 Not covered: a finite update that makes a weight non-finite (an lr near float32's limit); the
-checkpoint gate (:func:`rft.distributed.save_checkpoint_on_main`) refuses to save such a model.
+checkpoint gate (:func:`rft.training.distributed.save_checkpoint_on_main`) refuses to save such a model.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ import torch
 from transformers import PreTrainedModel
 
 from rft.config import GRPOConfig
-from rft.distributed import Dist
 from rft.grpo.logprobs import TokenBatch, completion_logprobs
 from rft.grpo.loss import AGGREGATIONS, LossNorm, k3_kl, per_token_loss
+from rft.training.distributed import Dist
 
 # Largest |ref - logp| (nats, any completion token) at which the policy counts as the reference
 # itself: 200x the float32 rounding measured between two forwards of the same weights, and 1/10 of

@@ -81,9 +81,13 @@ def snapshot(repo_id: str, revision: str | None = None) -> Path:
     """The local snapshot directory of hub model ``repo_id`` at ``revision`` (default ``main``),
     downloaded into the hub cache unless offline or already there."""
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
     from tqdm.auto import tqdm
-    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
 
     cache, off = hub_cache(), offline()
     at = f"@{revision}" if revision else ""

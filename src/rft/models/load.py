@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from rft.files import atomic_directory
 from rft.models.cache import DTYPES, ModelError, cache_dir
 from rft.models.fast import fuse_activations
 from rft.models.tiny import TINY_VERSION, init_tiny_model
-
 
 
 def embedded_model_dir() -> Path:

@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rft.files import atomic_directory
-from rft.models.compat import gguf_dense_kwargs
 from rft.models.cache import DTYPES, ModelError, cache_dir
+from rft.models.compat import gguf_dense_kwargs
 
 META_FILE = "rft_model.json"
 PRESET_VERSION = 1  # bump when the conversion below changes, so cached directories are rebuilt

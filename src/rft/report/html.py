@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rft.files import atomic_write_text
 from rft.report.plots import Panel, build_panels, missing_panels, render_png
 from rft.report.samples import GroupPair, report_samples
-from rft.files import atomic_write_text
-from rft.runs import RunDir
+from rft.training.run_dir import RunDir
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1400px; }

@@ -1,6 +1,6 @@
 """Metric sinks: where each record of ``metrics.jsonl`` is also sent (TensorBoard, W&B, JSON lines).
 
-:class:`rft.runs.RunDir` stays the source of truth: it appends every record to ``metrics.jsonl`` and
+:class:`rft.training.run_dir.RunDir` stays the source of truth: it appends every record to ``metrics.jsonl`` and
 then hands the same dict to each sink's ``log``. A sink turns a record into its own format:
 
 - :class:`TensorBoardSink` writes event files into the run directory (``tensorboard --logdir runs/``).
@@ -53,7 +53,9 @@ class TensorBoardSink:
     def log(self, record: dict[str, Any]) -> None:
         step = int(record.get("step", 0))
         if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter  # imported late: tensorboard is slow to import
+            from torch.utils.tensorboard import (
+                SummaryWriter,  # imported late: tensorboard is slow to import
+            )
 
             self._writer = SummaryWriter(str(self.log_dir), purge_step=step)
         if record.get("type") == "alert":

@@ -24,7 +24,6 @@ from rft.rollout.base import Completion, SamplingParams
 from rft.rollout.fast_decode import fast_decoder
 from rft.rollout.kv_cache import decode_cache
 
-
 COMPACT_AT = 0.125  # share of finished rows in the batch that triggers dropping them (0.25: 4 % slower at 128 tokens)
 
 

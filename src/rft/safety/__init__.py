@@ -1,4 +1,4 @@
-"""What runs inside the training loop to catch a run going wrong: reward-hacking monitors
-(:mod:`rft.safety.monitors`) and the capability guard (:mod:`rft.safety.capability`). The commands
-that check a setup before training, ``rft doctor`` and ``rft audit``, are :mod:`rft.doctor` and
-:mod:`rft.audit`."""
+"""Reward-hacking defences. Inside the training loop: the monitors (:mod:`rft.safety.monitors`, rules over
+metric records) and the capability guard (:mod:`rft.safety.capability`). Before it: the attacks ``rft audit``
+runs (:mod:`rft.safety.attacks`, completions per grader family; :mod:`rft.safety.episode_attacks`, scripted
+episodes against an environment)."""

@@ -30,7 +30,7 @@ two never overlap). The rules, thresholds from ``MonitorsConfig``:
   (``update_skipped_nonfinite``, :mod:`rft.grpo.update`). Unlike the rules above it fires on every
   such step, even with ``monitors.enabled: false``; :attr:`Monitors.nonfinite_run` counts them in a
   row (across a resume too), and at ``grpo.max_nonfinite_steps`` :func:`emit_alerts` logs the alert
-  and raises :class:`~rft.checkpoint.NonFiniteError`: the run stops with one line naming the cause.
+  and raises :class:`~rft.training.checkpoint.NonFiniteError`: the run stops with one line naming the cause.
 
 Each rule fires once when its condition becomes true and re-arms when it clears (the trend rules
 after ``window`` clear steps in a row), so a lasting condition gives one alert, not one per step. Not covered: format compliance when the grader has no
@@ -269,7 +269,7 @@ def emit_alerts(alerts: list[Alert], monitors: Monitors, run: Any, console: Any)
 
 def _nonfinite_stop(alert: Alert, monitors: Monitors, run: Any) -> Exception:
     """The one-line error that ends a run whose last updates were all skipped as non-finite."""
-    from rft.checkpoint import NonFiniteError
+    from rft.training.checkpoint import NonFiniteError
 
     run.close()  # flush the metric sinks: the loop does not get to
     v, n = alert.values, monitors.nonfinite_run

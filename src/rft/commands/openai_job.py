@@ -34,15 +34,23 @@ the data, and ``"auto"`` as OpenAI resolves it (its choices are not published; o
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rft.config import Config, ConfigError, SamplingConfig, apply_overrides, config_from_dict
+from rft.config import (
+    Config,
+    ConfigError,
+    SamplingConfig,
+    apply_overrides,
+    config_from_dict,
+)
 from rft.files import InputFileError, jsonl_lines, parse_json, read_text
-from rft.runs import run_name_problem
+from rft.training.run_dir import run_name_problem
 
 TOP_KEYS = {"model", "training_file", "validation_file", "method", "hyperparameters", "suffix", "seed", "metadata",
             "integrations"}
@@ -266,3 +274,21 @@ def _derive(raw: dict[str, Any], h: dict[str, Any], set_keys: set[str]) -> list[
         notes.append(f"sampling.max_new_tokens: not in the job, rft's default {default} applies; raise it with --set for "
                      "long answers")
     return notes
+
+
+def add_openai_job_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--openai-job", metavar="JOB_JSON", help="instead of CONFIG: the JSON body of an OpenAI "
+                   "fine-tuning job (method.type reinforcement); mapped onto rft's config, --set applies on top, "
+                   "what is ignored or approximated is printed (docs/integrations/openai_jobs.md)")
+
+
+def openai_job_config(args: argparse.Namespace, stream: Any) -> Config:
+    """The config of ``--openai-job``: its notes on stderr, the resolved YAML on ``stream``."""
+    if args.config is not None or getattr(args, "resume", None):
+        raise ConfigError("--openai-job replaces the config file: give one or the other (and start a new run; "
+                          "--resume reads the run's own config.yaml)")
+    plan = plan_job(args.openai_job, args.overrides)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(plan.config.to_yaml(), end="", file=stream, flush=True)
+    return plan.config

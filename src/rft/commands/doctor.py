@@ -1,6 +1,6 @@
 """``rft doctor CONFIG``: a pre-flight checklist run before spending compute on GRPO.
 
-Loads the data, model and grader exactly as training does (:func:`rft.session.open_session`) and
+Loads the data, model and grader exactly as training does (:func:`rft.training.session.open_session`) and
 checks, each line with a verdict ``ok`` / ``warn`` / ``block`` / ``skip``:
 
 - **data**: the dataset parses (a bad JSONL line is reported with its number by ``read_jsonl``) and
@@ -28,6 +28,7 @@ grader can be fooled (that is ``rft audit``).
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import resource
@@ -42,18 +43,19 @@ from typing import Any, Literal
 import torch
 from rich.table import Table
 
-from rft.config import Config, ConfigError
+from rft.commands.common import add_config_args
+from rft.config import Config, ConfigError, load_config
+from rft.config.base import SpecError
+from rft.config.graders import FREE_TEXT_MODES, parse_spec
 from rft.console import Console
 from rft.data import DataError, Example
-from rft.evaluate import evaluate, sampled_pass_at_k
-from rft.grader_specs import FREE_TEXT_MODES, parse_spec
-from rft.graders.base import SpecError
+from rft.files import atomic_write_text
 from rft.models.load import ModelError
 from rft.rollout import SamplingParams, TorchSampler
-from rft.files import atomic_write_text
-from rft.runs import RunDir
-from rft.session import Session, open_session
 from rft.tasks import load_splits
+from rft.training.evaluate import evaluate, sampled_pass_at_k
+from rft.training.run_dir import RunDir
+from rft.training.session import Session, open_session
 
 Verdict = Literal["ok", "warn", "block", "skip"]
 _RANK = {"skip": 0, "ok": 1, "warn": 2, "block": 3}
@@ -230,7 +232,9 @@ def _duration(seconds: float) -> str:
 
 def check_cost(cfg: Config, greedy_s_per_example: float, n_val: int) -> Check:
     """Two real GRPO steps in a throwaway run directory, scaled to the configured run."""
-    from rft.grpo.train import train  # the trainer itself: what is timed is what will run
+    from rft.grpo.train import (
+        train,  # the trainer itself: what is timed is what will run
+    )
 
     tmp = Path(tempfile.mkdtemp(prefix="rft-doctor-"))
     trial = cfg.model_copy(update={
@@ -308,3 +312,17 @@ def doctor(cfg: Config, n: int = 32, k: int | None = None, console: Console | No
     atomic_write_text(cfg.run_dir / DOCTOR_FILE, json.dumps(report.to_json(), indent=2, default=float) + "\n")
     print_checklist(console, f"rft doctor: {cfg.run_dir}", report)
     return report
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_args(p)
+    p.add_argument("--n", type=int, default=32, help="validation examples for the baseline (default 32)")
+    p.add_argument("--k", type=int, help="samples per example for pass@k (default sampling.num_generations)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    report = doctor(cfg, n=args.n, k=args.k, console=Console(args.quiet))
+    print(f"doctor: {report.verdict}; details in {cfg.run_dir / DOCTOR_FILE}")
+    return 1 if report.blocked else 0

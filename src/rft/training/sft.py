@@ -27,15 +27,15 @@ import torch
 from rft.config import Config, ConfigError
 from rft.console import Console
 from rft.data import DataError, Example, PromptCursor
-from rft.evaluate import evaluate
 from rft.files import atomic_directory, atomic_write_text
 from rft.grpo.logprobs import build_token_batch, completion_logprobs
 from rft.models.lora import is_lora
-from rft.optim import make_optimizer, make_scheduler
 from rft.report.loggers import run_sinks
 from rft.rollout import TorchSampler
-from rft.runs import RunDir
-from rft.session import open_session
+from rft.training.evaluate import evaluate
+from rft.training.optim import make_optimizer, make_scheduler
+from rft.training.run_dir import RunDir
+from rft.training.session import open_session
 
 
 @dataclass

@@ -1,21 +1,12 @@
-"""The ``environment:`` section of a run config: multi-turn episodes (rft.envs), validated at load.
-
-Beside ``config.py``, which imports it (and :class:`Strict`, the base of every config section: unknown
-keys are errors, a config never changes once validated).
-"""
+"""The ``environment:`` section of a run config: multi-turn episodes (rft.envs), validated at load."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class Strict(BaseModel):
-    """A config section: an unknown key is an error (a typo is named), it never changes once validated,
-    and no float field takes NaN or +-inf (YAML's ``.nan`` / ``.inf``: an lr of inf makes every weight NaN)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+from rft.config.base import Strict
 
 
 class EnvironmentConfig(Strict):

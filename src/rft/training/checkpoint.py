@@ -3,7 +3,7 @@ trainer state (step, data cursor, best validation), assembled in a temporary dir
 into place only when complete (:func:`rft.files.atomic_directory`).
 
 A checkpoint is never written from a model holding NaN or inf: the caller checks
-:func:`nonfinite_parameters` first (:func:`rft.distributed.save_checkpoint_on_main`, every rank) and
+:func:`nonfinite_parameters` first (:func:`rft.training.distributed.save_checkpoint_on_main`, every rank) and
 raises :class:`NonFiniteError`, so ``checkpoints/latest`` keeps naming the last good one."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from rft.files import atomic_directory, atomic_write_text
-from rft.runs import RunDir
+from rft.training.run_dir import RunDir
 
 
 class NonFiniteError(RuntimeError):
@@ -42,7 +42,7 @@ def save_checkpoint(
     model_state: dict[str, Any] | None = None, optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
     """``model_state`` / ``optimizer_state`` replace the objects' own state dicts (FSDP gathers full
-    ones from the shards: rft.distributed.Dist.checkpoint_states)."""
+    ones from the shards: rft.training.distributed.Dist.checkpoint_states)."""
     final = run.checkpoints_dir / name
     with atomic_directory(final) as tmp:
         model.save_pretrained(tmp, state_dict=model_state)

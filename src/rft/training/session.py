@@ -11,16 +11,16 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rft.config import Config, ConfigError
+from rft.config.base import SpecError
 from rft.data import DataError, Example, require_chat_template
 from rft.envs import build_environment
 from rft.envs.episodes import EpisodeRunner
-from rft.evaluate import encode_prompt
-from rft.graders.base import SpecError
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
 from rft.models.load import context_length, load_policy
-from rft.optim import seed_everything
 from rft.tasks import load_splits
+from rft.training.evaluate import encode_prompt
+from rft.training.optim import seed_everything
 
 
 @dataclass

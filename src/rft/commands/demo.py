@@ -12,6 +12,7 @@ The config is ``rft/configs/demo.yaml`` (package data), the same file the manual
 
 from __future__ import annotations
 
+import argparse
 import time
 from importlib import resources
 from pathlib import Path
@@ -19,15 +20,21 @@ from typing import Any
 
 import torch
 
+from rft.commands.common import end_of_run_report
 from rft.config import Config, load_config
 from rft.console import Console
 from rft.data import read_dataset, write_jsonl
-from rft.evaluate import sampled_pass_at_k
 from rft.grpo.train import TrainResult, train
-from rft.models.load import embedded_model_dir, load_model, load_tokenizer, resolve_model_path
+from rft.models.load import (
+    embedded_model_dir,
+    load_model,
+    load_tokenizer,
+    resolve_model_path,
+)
 from rft.rollout import SamplingParams, TorchSampler
-from rft.session import open_session
-from rft.sft import SFTResult, sft
+from rft.training.evaluate import sampled_pass_at_k
+from rft.training.session import open_session
+from rft.training.sft import SFTResult, sft
 
 
 def demo_config_path(name: str = "demo.yaml") -> Path:
@@ -104,7 +111,7 @@ def run_pretrained_demo(model: str, overrides: list[str], minutes: float | None,
     and after, the same on problems worded unlike any training template (evaluated with ``rft eval``'s
     path), and the capability guard's general-text NLL before and after. ``minutes`` bounds the whole
     demo (GRPO stops early to leave time for the final evaluations)."""
-    from rft.eval_command import eval_command
+    from rft.commands.eval import eval_command
     from rft.models.presets import preset_note
     from rft.tasks.word_problems import heldout_phrasings
 
@@ -157,3 +164,32 @@ def run_pretrained_demo(model: str, overrides: list[str], minutes: float | None,
 def _passed_share(rows: list[dict[str, Any]], ops: dict[str, str], op: str) -> float:
     mine = [r for r in rows if ops.get(r["id"]) == op]
     return sum(bool(r["passed"]) for r in mine) / max(len(mine), 1)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="a pretrained chat model (preset name or directory) instead of the tiny model; "
+                   "uses rft/configs/demo_smollm2.yaml")
+    p.add_argument("--steps", type=int, help="GRPO steps (default from the demo config)")
+    p.add_argument("--minutes", type=float, help="wall-clock budget; GRPO stops early to stay within it "
+                   "(default: none for the tiny model, 10 with --model)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--output-dir", help="where run directories go (default runs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.steps is not None:
+        overrides.append(f"grpo.steps={args.steps}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.output_dir is not None:
+        overrides.append(f"output_dir={args.output_dir}")
+    console = Console(args.quiet)
+    if args.model not in (None, "embedded"):
+        minutes = args.minutes if args.minutes is not None else 10.0
+        end_of_run_report(run_pretrained_demo(args.model, overrides, minutes, console)["run_dir"], console)
+        return 0
+    end_of_run_report(run_demo(overrides, args.minutes, console)["run_dir"], console)
+    return 0

@@ -213,7 +213,7 @@ def _launcher() -> None:
             done.set_exception(e)
 
 
-_BOOT = "import sys, json; sys.path[:] = json.loads(sys.argv[4]); from rft.user_code import host_main; host_main()"
+_BOOT = "import sys, json; sys.path[:] = json.loads(sys.argv[4]); from rft.isolation.user_code import host_main; host_main()"
 
 
 class UserCodeHost:

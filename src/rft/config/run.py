@@ -15,14 +15,11 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from rft.environment_config import EnvironmentConfig, Strict  # Strict: every section's base
+from rft.config.base import ConfigError, Strict
+from rft.config.environments import EnvironmentConfig
+from rft.config.graders import parse_spec
 from rft.files import InputFileError, load_yaml, read_text
-from rft.grader_specs import parse_spec
-from rft.runs import MAX_NAME_CHARS, run_name_problem
-
-
-class ConfigError(ValueError):
-    """A config problem, phrased for the user: field, value, fix."""
+from rft.training.run_dir import MAX_NAME_CHARS, run_name_problem
 
 
 class LoRAConfig(Strict):
@@ -171,7 +168,7 @@ class GRPOConfig(Strict):
     warmup_steps: int = Field(0, ge=0, description="optimizer updates of linear warm-up")
     lr_schedule: Literal["constant", "linear", "cosine"] = Field(
         "constant", description="after warm-up: constant, or a linear / cosine decay to 0 at the last update "
-        "(steps x num_iterations; rft.optim.lr_lambda)"
+        "(steps x num_iterations; rft.training.optim.lr_lambda)"
     )
     max_grad_norm: float = Field(1.0, gt=0.0, description="gradient clipping: the global L2 norm is scaled down to this")
     gradient_accumulation_steps: int = Field(1, ge=1, description="micro-batches per update; each holds whole groups")

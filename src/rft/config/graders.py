@@ -5,7 +5,7 @@ grade --grader`` -- into :data:`GraderSpec` (a union on ``type``); every problem
 :class:`SpecError` shaped ``"<type> grader: field '<x>' = <value>: <problem>; <fix>"``, made from
 pydantic's error by :func:`spec_error` alone. Rules that need no IO are validators here: a template's
 placeholders, a regex RE2 compiles, a JSON Schema, a formula (the three little languages are parsed by
-:mod:`rft.grader_syntax`), exactly one of two fields, weights that name the sub-graders. OpenAI RFT
+:mod:`rft.config.grader_syntax`), exactly one of two fields, weights that name the sub-graders. OpenAI RFT
 grader JSON loads as-is: ``name`` and ``image_tag`` are accepted and ignored where OpenAI sends them.
 ``rft config --graders`` prints every field from these models.
 
@@ -20,11 +20,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat, TypeAdapter, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from rft.grader_spec_errors import SpecError, field_range, spec_error  # noqa: F401 - SpecError, field_range re-exported
-from rft.grader_syntax import FUNCTIONS, Formula, compile_re2, template_paths
+from rft.config.grader_errors import spec_error
+from rft.config.grader_syntax import FUNCTIONS, Formula, compile_re2, template_paths
 
 
 class Spec(BaseModel):
@@ -65,7 +74,7 @@ Text = Annotated[str, Field(min_length=1)]
 TagName = Annotated[str, Field(min_length=1), AfterValidator(_tag_name)]
 TemplateText = Annotated[str, Field(min_length=1), AfterValidator(_template)]
 Seconds = Annotated[FiniteFloat, Field(ge=0.01, le=600)]
-Network = Literal["allow", "deny"]  # where user code may connect (rft.user_code)
+Network = Literal["allow", "deny"]  # where user code may connect (rft.isolation.user_code)
 ANSWER = "{{ item.answer }}"
 OUTPUT = "{{ sample.output_text }}"
 

@@ -1,6 +1,6 @@
 """Grader spec errors: pydantic's verdict on a spec as one :class:`SpecError` naming field, value and fix.
 
-:func:`spec_error` is the one place a ``ValidationError`` of :mod:`rft.grader_specs` becomes
+:func:`spec_error` is the one place a ``ValidationError`` of :mod:`rft.config.graders` becomes
 ``"<type> grader: field '<x>' = <value>: <problem>; <fix>"`` (unknown fields first: a typo explains
 the rest). Not covered: the messages of rules across fields, which the validators write themselves.
 """
@@ -12,10 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-
-class SpecError(ValueError):
-    """A grader spec is invalid; the message names the field, the value and the fix."""
-
+from rft.config.base import SpecError
 
 _TYPE_PROBLEMS = [  # pydantic error type prefix -> (what was expected, how to write it)
     ("int", "an integer", "write '{}' as a whole number"),

@@ -16,6 +16,7 @@ formats other than safetensors (GGUF and the like).
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shutil
@@ -26,7 +27,7 @@ from rft.config import ConfigError, load_config
 from rft.files import atomic_directory, atomic_write_text
 from rft.models.load import load_model, load_tokenizer, resolve_model_path
 from rft.models.lora import ADAPTER_CONFIG, is_adapter_dir, load_adapter
-from rft.runs import RunDir
+from rft.training.run_dir import RunDir
 
 
 @dataclass
@@ -105,3 +106,19 @@ def _write(source: Path, tmp: Path, base_path: str, revision: str | None, dtype:
     atomic_write_text(tmp / ADAPTER_CONFIG, json.dumps(adapter_cfg, indent=2, sort_keys=True))
     tokenizer.save_pretrained(tmp)
     return "adapter"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (rft train, or an rft sft NAME-sft directory)")
+    p.add_argument("--out", required=True, help="directory to write")
+    p.add_argument("--merged", action="store_true", help="LoRA runs: fold the adapter into the base weights")
+    p.add_argument("--checkpoint", default="latest", help="latest (default), best or step_N")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    res = export(args.run_dir, args.out, merged=args.merged, checkpoint=args.checkpoint, overwrite=args.overwrite)
+    what = {"full": "model weights", "adapter": "LoRA adapter (loads with its base)", "merged": "merged weights"}
+    step = f" (step {res.step})" if res.step is not None else ""
+    print(f"exported {what[res.kind]} from {res.source}{step} to {res.out}")
+    return 0

@@ -1,5 +1,5 @@
 """The grader fields a user reads (``rft config --graders``): every grader type with each field's type,
-range, default and description, read from the spec models (:mod:`rft.grader_specs`), so that the
+range, default and description, read from the spec models (:mod:`rft.config.graders`), so that the
 listing is exactly what validation checks."""
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ def _type_name(tp: Any) -> str:
 
 def grader_fields(kinds: list[str]) -> str:
     """Every grader type (or those in ``kinds``) with its fields: type, range, default, description --
-    read from the spec models (rft.grader_specs), so the listing is what validation checks."""
+    read from the spec models (rft.config.graders), so the listing is what validation checks."""
     import json
 
-    from rft.grader_specs import SPECS, SpecError, field_range
+    from rft.config.base import SpecError
+    from rft.config.grader_errors import field_range
+    from rft.config.graders import SPECS
 
     unknown = sorted(set(kinds) - set(SPECS))
     if unknown:

@@ -60,7 +60,7 @@ import torch
 import torch.distributed as dist
 
 from rft.config import Config, ConfigError
-from rft.runs import RunDir
+from rft.training.run_dir import RunDir
 
 
 def group_seeds(seed: int, step: int, start: int, count: int) -> list[int]:
@@ -208,8 +208,11 @@ class Dist:
         FSDP (a collective: call on every rank), else (None, None) meaning "the objects' own"."""
         if not (self.enabled and self.fsdp):
             return None, None
-        from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
-                                                             get_optimizer_state_dict)
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
 
         opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
         model_state = get_model_state_dict(model, options=opts)
@@ -224,7 +227,10 @@ class Dist:
         if not (self.enabled and self.fsdp):
             optimizer.load_state_dict(state)
             return
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_optimizer_state_dict,
+        )
 
         set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
@@ -287,10 +293,14 @@ def init_distributed(cfg: Config) -> Dist:
 
 def save_checkpoint_on_main(ctx: Dist, run: RunDir, name: str, *, model: torch.nn.Module,
                             optimizer: torch.optim.Optimizer, **kwargs: Any) -> None:
-    """rft.checkpoint.save_checkpoint, written by rank 0 only; the others wait until it is complete.
+    """rft.training.checkpoint.save_checkpoint, written by rank 0 only; the others wait until it is complete.
     Under FSDP every rank first takes part in gathering the full state dicts. A model holding NaN or
     inf (any rank's parameters or shard) is not saved: every rank raises NonFiniteError."""
-    from rft.checkpoint import NonFiniteError, nonfinite_parameters, save_checkpoint
+    from rft.training.checkpoint import (
+        NonFiniteError,
+        nonfinite_parameters,
+        save_checkpoint,
+    )
 
     bad = nonfinite_parameters(model)
     if ctx.any(bool(bad)):

@@ -27,7 +27,8 @@ import yaml
 from pydantic import BaseModel
 
 from rft.config import Config, ConfigError, load_config
-from rft.grader_specs import SpecError, parse_spec
+from rft.config.base import SpecError
+from rft.config.graders import parse_spec
 
 
 def add_start_flags(p: argparse.ArgumentParser) -> None:
@@ -39,14 +40,19 @@ def add_start_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="grpo.steps")
 
 
-def add_init_command(sub: Any) -> argparse.ArgumentParser:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     """``rft init-config [CONFIG] [--set ...] [one-line flags] [--out FILE] [--force]``."""
-    p = sub.add_parser("init-config", help="write a commented starter YAML for a model, dataset and grader")
+    from rft.commands.common import add_config_args
+
+    add_config_args(p)
     add_start_flags(p)
     p.add_argument("--out", default="rft.yaml", help="file to write (default rft.yaml)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
-    p.set_defaults(func=lambda a: print(f"wrote {init_config(a.out, start_overrides(a), a.config, a.force)}") or 0)
-    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    print(f"wrote {init_config(args.out, start_overrides(args), args.config, args.force)}")
+    return 0
 
 
 def start_overrides(args: argparse.Namespace) -> list[str]:
@@ -61,7 +67,7 @@ def grader_spec(text: str) -> dict[str, Any]:
     elif ":" in stripped and not stripped.startswith("{") and not Path(stripped).is_file():
         spec = {"type": "python", "function": stripped}
     else:
-        from rft.grade import InputError, load_spec
+        from rft.commands.grade import InputError, load_spec
 
         try:
             spec = load_spec(stripped)

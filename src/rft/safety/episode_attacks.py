@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from rft.audit import Hole
+from rft.safety.attacks import Hole
 from rft.data import Example
 from rft.envs.episodes import EpisodeRunner, with_own_grades
 from rft.graders.pool import GraderPool
@@ -156,47 +156,3 @@ def audit_episodes(runner: EpisodeRunner, kind: str, examples: list[Example], pr
                 transcript = " | ".join(f"{m.role}: {m.text[:80]}" for m in rec.transcript)
                 holes.append(Hole(ex.id, name, grade.score, "; ".join(problems), transcript[:300]))
     return holes, tried
-
-
-def audit_config_command(config: str, overrides: list[str], threshold: float = 0.5, limit: int | None = None,
-                         workers: int = -1, out: str | None = None, quiet: bool = False) -> int:
-    """``rft audit --config CONFIG``: the grader attacks on the config's training examples (its grader or
-    its task's), then, when its environment is multi-turn, the episode attacks. Exit 1 on a hole."""
-    from pathlib import Path
-
-    from rft.audit import audit, print_audit
-    from rft.config import ConfigError, load_config
-    from rft.console import Console
-    from rft.envs import build_environment
-    from rft.evaluate import encode_prompt
-    from rft.files import atomic_write_text
-    from rft.models.load import load_tokenizer, resolve_model_path
-    from rft.tasks import load_splits
-
-    cfg = load_config(config, overrides)
-    train, _, task_spec = load_splits(cfg.data, cfg.seed)
-    spec = cfg.grader or task_spec
-    if spec is None:
-        raise ConfigError("grader: the config names no grader and its task has none; add a `grader:` spec")
-    examples = train[: limit or 50]
-    console = Console(quiet)
-    result = audit(spec, examples, threshold, workers, console=console)
-    print_audit(console, result, threshold)
-    holes = list(result.holes)
-    if cfg.environment.turns > 1:
-        env = build_environment(cfg, spec)
-        tok = load_tokenizer(resolve_model_path(cfg.model.path, cfg.model.revision))
-        runner = EpisodeRunner.of(env, tok)
-        prompts = {e.id: encode_prompt(tok, e) for e in examples}
-        with GraderPool(spec, workers, cfg.grading.timeout_s) as pool:
-            found, tried = audit_episodes(runner, cfg.environment.type, examples, prompts, pool, threshold,
-                                          cfg.sampling.max_new_tokens)
-        console.print(f"episode attacks ({cfg.environment.type}): " +
-                      ", ".join(f"{k} {sum(h.attack == k for h in found)}/{n}" for k, n in tried.items()))
-        for h in found[:30]:
-            console.print(f"hole {h.attack} on {h.example_id}: {h.reason}; transcript {h.completion[:200]!r}")
-        holes += found
-    if out:
-        atomic_write_text(Path(out), "".join(json.dumps(h.to_json()) + "\n" for h in holes))
-    print(f"audit: {len(holes)} hole(s)")
-    return 1 if holes else 0

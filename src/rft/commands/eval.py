@@ -14,10 +14,10 @@ Each positional argument is one row of the table:
   resuming and ``rft export`` load it. Of an ``rft sft`` ``NAME-sft`` directory, its ``model/``.
 
 What is shared with validation during training (``rft.grpo.train.validate``): prompts encoded by
-:func:`rft.evaluate.encode_prompt` (chat messages through the tokenizer's chat template), greedy
+:func:`rft.training.evaluate.encode_prompt` (chat messages through the tokenizer's chat template), greedy
 decoding on the built-in sampler, grading through a :class:`GraderPool` (rows that name their own
 grader keep it; the default grader grades the others), and the metrics of
-:func:`rft.evaluate.evaluate` and :func:`rft.evaluate.sampled_pass_at_k`, called as validation calls
+:func:`rft.training.evaluate.evaluate` and :func:`rft.training.evaluate.sampled_pass_at_k`, called as validation calls
 them (its sampling seed and batching). So on a run's own held-out rows, with the run's settings,
 device and dtype, ``rft eval`` reproduces the ``val/*`` numbers the run logged for that checkpoint.
 
@@ -32,6 +32,7 @@ settings within one command; per-sample rows of the sampled metrics (rows are gr
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import re
@@ -45,21 +46,27 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from rft.commands.export import find_checkpoint
+from rft.commands.grade import InputError, load_spec
 from rft.config import Config, ConfigError, load_config
 from rft.console import Console
 from rft.data import DataError, Example, read_dataset, require_chat_template
-from rft.evaluate import encode_prompt, evaluate, sampled_pass_at_k
-from rft.export import find_checkpoint
-from rft.grade import InputError, load_spec
+from rft.files import atomic_write_text
 from rft.graders.pool import GraderPool
 from rft.graders.registry import check_specs
-from rft.models.load import (ModelError, context_length, load_model, load_tokenizer, resolve_device,
-                             resolve_model_path)
+from rft.models.load import (
+    ModelError,
+    context_length,
+    load_model,
+    load_tokenizer,
+    resolve_device,
+    resolve_model_path,
+)
 from rft.models.lora import ADAPTER_CONFIG, is_adapter_dir, load_adapter
 from rft.rollout.base import SamplingParams
 from rft.rollout.sampler import TorchSampler
-from rft.files import atomic_write_text
-from rft.runs import RunDir
+from rft.training.evaluate import encode_prompt, evaluate, sampled_pass_at_k
+from rft.training.run_dir import RunDir
 
 DEFAULT_MAX_NEW_TOKENS = 256  # without a run's config: room for a short reasoned answer
 # grpo.train.validate seeds its sampled pass@k with seed + this; the same stream reproduces its numbers
@@ -314,3 +321,45 @@ def eval_command(models: list[str], data: str, *, grader: str | None = None, che
     if json_line:
         print(json.dumps(summary(results, st, data, len(examples), rows=False), default=str), flush=True)
     return results
+
+
+DESCRIPTION = ("Greedy pass@1 and mean reward (and, with --samples K, pass@k and maj@k) of each model on --data, "
+               "with training's prompt rendering and grading. One row per MODEL_OR_RUN_DIR; every row uses the same "
+               "settings: a flag when given, else the first run directory's config.yaml, else defaults.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", metavar="MODEL_OR_RUN_DIR",
+                   help="a model directory or name (as model.path takes, e.g. embedded), an adapter written by rft "
+                   "export, or a run directory (rft train: its --checkpoint; rft sft NAME-sft: its model/)")
+    p.add_argument("--data", required=True, help="examples: .jsonl (prompt or chat messages rows), .json, .parquet, "
+                   ".csv or a save_to_disk directory")
+    p.add_argument("--grader", help="default grader: spec file (JSON/YAML) or inline JSON (default: the run's grader, "
+                   "else each row's own 'grader'); rows that name their own keep it")
+    p.add_argument("--checkpoint", help="for run directories: latest (default, as rft export), best or step_N")
+    p.add_argument("--samples", type=int, default=0, metavar="K",
+                   help="also sample K completions per example for pass@1..K and maj@K (default 0: greedy only)")
+    p.add_argument("--max-new-tokens", type=int, help="default: the run's sampling.max_new_tokens, else 256")
+    p.add_argument("--temperature", type=float, help="for --samples (default: the run's sampling.temperature, "
+                   "else 1.0; top_p and top_k come from the run)")
+    p.add_argument("--batch-size", type=int, help="prompts per greedy batch (default: the run's eval.batch_size, 512)")
+    p.add_argument("--seed", type=int, help="sampling seed (default: the run's seed, else 0)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                   help="default: the run's model.dtype, else float32")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when there is one)")
+    p.add_argument("--workers", type=int, help="grader worker processes (-1: one per core, 0: in-process; default: "
+                   "the run's grading.workers, else 0)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    p.add_argument("--out", help="write a JSON file: the summary (data, settings, per-model metrics) with each "
+                   "model's per-example greedy rows (id, prompt, completion, score, passed, reason)")
+    p.add_argument("--json", action="store_true", help="print the summary (without rows) as one JSON line instead "
+                   "of the table")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    eval_command(args.models, args.data, grader=args.grader, checkpoint=args.checkpoint, samples=args.samples,
+                 max_new_tokens=args.max_new_tokens, temperature=args.temperature, batch_size=args.batch_size,
+                 seed=args.seed, dtype=args.dtype, device=args.device, workers=args.workers, threads=args.threads,
+                 out=args.out, json_line=args.json, quiet=args.quiet)
+    return 0

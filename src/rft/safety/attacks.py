@@ -38,6 +38,7 @@ grader's source to find -- the library holds the known patterns, it proves nothi
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import os
@@ -282,52 +283,3 @@ def audit(spec: dict[str, Any], examples: list[Example], threshold: float = 0.5,
         tried[name] = tried.get(name, 0) + 1
     by_attack = {name: sum(h.attack == name for h in holes) for name in tried}
     return AuditResult(holes, len(pairs), len(examples), tried, by_attack, len(zero))
-
-
-
-def print_audit(console: Any, result: AuditResult, threshold: float, shown: int = 30) -> None:
-    """A table of attacks (tried, holes), then the first ``shown`` holes with their completions."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    bar = f"score > {threshold}" + (f"; > 0 on the {result.zero_bar} reasoning_gym rows" if result.zero_bar else "")
-    table = Table(title=f"rft audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks on "
-                        f"{result.examples} examples ({bar})", title_justify="left")
-    for col in ("attack", "tried", "holes"):
-        table.add_column(col)
-    for name, tried in result.tried.items():
-        holes = result.by_attack.get(name, 0)
-        table.add_row(name, str(tried), f"[bold red]{holes}[/]" if holes else "0")
-    console.print(table)
-    for h in result.holes[:shown]:
-        console.print(f"[bold red]hole[/] {escape(h.attack)} on {escape(h.example_id)}: score {h.score:.2f} "
-                      f"({escape(h.reason[:100])}); completion {escape(repr(h.completion[:120]))}")
-    if len(result.holes) > shown:
-        console.print(f"... and {len(result.holes) - shown} more (write them all with --out)")
-
-
-def audit_command(grader: str, data: str, threshold: float = 0.5, limit: int | None = None, workers: int = -1,
-                  out: str | None = None, quiet: bool = False) -> int:
-    """``rft audit``: exit 1 when a hole is found, 0 when none, 2 (raised) for bad input."""
-    from pathlib import Path
-
-    from rft.console import Console
-    from rft.data import read_jsonl
-    from rft.graders.base import SpecError
-    from rft.grade import InputError, load_spec
-    from rft.graders.registry import build
-    from rft.files import atomic_write_text
-
-    try:
-        spec = load_spec(grader)
-    except InputError as e:
-        raise SpecError(str(e)) from None
-    build(spec)  # a bad spec is a one-line error before anything is graded
-    examples = read_jsonl(data)[:limit] if limit else read_jsonl(data)
-    console = Console(quiet)
-    result = audit(spec, examples, threshold, workers, console=console)
-    print_audit(console, result, threshold)
-    if out:
-        atomic_write_text(Path(out), "".join(json.dumps(h.to_json()) + "\n" for h in result.holes))
-    print(f"audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks")
-    return 1 if result.holes else 0

@@ -31,6 +31,7 @@ so the split does not matter); a config file uses its ``data.task``. What a task
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -42,12 +43,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rft.config.base import SpecError
 from rft.data import DataError, Example, read_jsonl
-from rft.files import InputFileError, atomic_write_text, jsonl_lines, load_yaml, parse_json, read_text
-from rft.graders.base import Grade, SpecError, passed_of
+from rft.files import (
+    InputFileError,
+    atomic_write_text,
+    jsonl_lines,
+    load_yaml,
+    parse_json,
+    read_text,
+)
+from rft.graders.base import Grade, passed_of
 from rft.graders.pool import GraderPool
 from rft.graders.registry import check_specs
-
 
 REFERENCE_FIELDS = ("solution", "answer")  # the full-score completion text of a built-in task's row
 
@@ -233,3 +241,29 @@ def reference_command(task: str, overrides: list[str], limit: int | None, worker
     console.print(f"{name}: {len(rows) - len(failed)}/{len(rows)} reference answers pass its grader"
                   + (f"; {len(failed)} fail: the task is broken" if failed else ""), highlight=False)
     return 1 if failed else 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grader", help="spec file (JSON/YAML) or inline JSON")
+    p.add_argument("--data", help="examples JSONL")
+    p.add_argument("--completions", help="parallel JSONL with a 'completion' field per line")
+    p.add_argument("--out", help="write the grades as JSONL")
+    p.add_argument("--task", help="with --reference: a built-in task name, or a config file whose data.task is one")
+    p.add_argument("--reference", action="store_true", help="grade the task's reference answers (solution, else "
+                   "answer) as training grades; exit 1 when one fails")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --task: override a config field, e.g. --set data.task.dataset=chain_sum")
+    p.add_argument("--limit", type=int, help="with --task: grade only the first N references")
+    p.add_argument("--workers", type=int, default=-1, help="grader worker processes (-1: one per core, 0: in-process)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run(a: argparse.Namespace) -> int:
+    if a.task is not None or a.reference:
+        if a.task is None or not a.reference or a.grader or a.data or a.completions or a.out:
+            raise SystemExit("rft grade: --task and --reference go together, without --grader, --data, "
+                             "--completions or --out")
+        return reference_command(a.task, a.overrides, a.limit, a.workers, a.quiet)
+    if a.grader is None or a.data is None:
+        raise SystemExit("rft grade: give --grader SPEC and --data FILE (or --task TASK --reference)")
+    return grade_command(a.grader, a.data, a.completions, a.out, a.workers, a.quiet)

@@ -1,6 +1,6 @@
 """The small languages inside grader specs, parsed and checked in one place: ``calculate_output``
 formulas, ``{{ }}`` template placeholders and RE2 patterns. The spec validators
-(:mod:`rft.grader_specs`) check a spec with them when it loads; the graders use the same code when
+(:mod:`rft.config.graders`) check a spec with them when it loads; the graders use the same code when
 they grade, so what loads is what runs.
 
 - ``calculate_output`` (the ``multi`` grader; OpenAI's formula): an expression over sub-grader names
