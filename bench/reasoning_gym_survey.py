@@ -121,12 +121,12 @@ def main() -> None:
 def audit_all(names: list[str], entries: int) -> dict:
     """spec name -> attack -> datasets where that attack is a hole, through rft's grader."""
     from rft.safety.attacks import audit
-    from rft.config import TaskConfig
+    from rft.config import task_config
     from rft.tasks import TASKS
 
     rows = []
     for name in names:
-        cfg = TaskConfig(name="reasoning_gym", dataset=name, size=entries, val_size=1, chat=False)
+        cfg = task_config(name="reasoning_gym", dataset=name, size=entries, val_size=1, chat=False)
         rows += [e for e in TASKS["reasoning_gym"](cfg, 0)[0] if e.get("answer") is not None]
     out: dict = {}
     for label, spec in (("default", {"type": "reasoning_gym"}),

@@ -281,12 +281,12 @@ def write_data(work: Path, steps: int, seed: int) -> tuple[Path, Path, Path, lis
     """rft's train/val JSONL from ``rft.tasks.word_problems``, and TRL's JSONL: the train rows in the
     order rft's prompt cursor draws them, so step k of both trains on the same 4 prompts. Returns the
     paths and each step's prompt ids."""
-    from rft.config import TaskConfig
+    from rft.config import task_config
     from rft.data import PromptCursor, write_jsonl
     from rft.tasks.word_problems import make_word_problems
 
     n = steps * PROMPTS_PER_STEP
-    train, val, _ = make_word_problems(TaskConfig(name="word_problems", digits=2, ops=["+", "-"], val_size=4,
+    train, val, _ = make_word_problems(task_config(name="word_problems", digits=2, ops=["+", "-"], val_size=4,
                                                   train_size=n), seed)
     cursor = PromptCursor(len(train), seed)
     order = [cursor.take(PROMPTS_PER_STEP) for _ in range(steps)]

@@ -7,7 +7,7 @@ import pytest
 
 from rft.commands.audit import audit_command
 from rft.safety.attacks import attacks_for, audit
-from rft.config import TaskConfig
+from rft.config import task_config
 from rft.data import write_jsonl
 from rft.tasks import TASKS
 
@@ -22,7 +22,7 @@ def _private_cache(tmp_path_factory, monkeypatch):
 
 
 def _val(name, n=6):
-    cfg = TaskConfig(name=name, val_size=n) if name == "arithmetic" else TaskConfig(name=name, val_size=n, train_size=10)
+    cfg = task_config(name=name, val_size=n) if name == "arithmetic" else task_config(name=name, val_size=n, train_size=10)
     _, val, spec = TASKS[name](cfg, 0)
     return val, spec
 

@@ -89,11 +89,12 @@ def test_every_config_field_says_what_it_is_for():
 
     import rft.config.environments
     import rft.config.run
+    import rft.config.tasks
 
-    sections = [cls for module in (rft.config.run, rft.config.environments)
+    sections = [cls for module in (rft.config.run, rft.config.environments, rft.config.tasks)
                 for _, cls in inspect.getmembers(module, inspect.isclass)
                 if issubclass(cls, pydantic.BaseModel) and cls.__module__ == module.__name__]
-    assert len(sections) >= 10
+    assert len(sections) >= 10 + 8 + 4  # run sections, tasks, environments
     assert [f"{cls.__name__}.{name}" for cls in sections for name, info in cls.model_fields.items()
             if not info.description] == []
 
@@ -138,3 +139,47 @@ def test_rft_config_graders_prints_the_types_named(capsys):
     assert out.startswith("overlong: ") and "\nformat: " in out and "\nmath: " not in out
     assert main(["config", "--graders", "mathh"]) == 2
     assert "unknown grader type(s) ['mathh']; choose from" in capsys.readouterr().err
+
+
+def test_rft_config_lists_every_task_and_environment_with_its_own_fields(capsys):
+    from rft.config.environments import ENVIRONMENT_KINDS
+    from rft.config.tasks import TASK_KINDS
+
+    assert main(["config", "--tasks"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines() if line and not line.startswith(" ")] == list(TASK_KINDS)
+    sql = out.split("\nsql: ")[1].split("\n\n")[0]
+    assert "val_size" in sql and "digits" not in sql  # a kind lists only its own fields
+    assert main(["config", "--environments", "sql_retry"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sql_retry: ") and "feedback_rows" in out and "factory" not in out
+    assert set(ENVIRONMENT_KINDS) == {"single", "sql_retry", "code_retry", "trl"}
+    assert main(["config", "--tasks", "sqll"]) == 2
+    assert "unknown task(s) ['sqll']; choose from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task, message", [
+    ({"name": "sql", "digits": 3}, "'digits' applies only to the arithmetic and word_problems task(s), not to 'sql'; "
+                                   "remove data.task.digits"),
+    ({"name": "sqll"}, "data.task.name: 'sqll' is not a task; choose one of 'arithmetic'"),
+    ({"digits": 3, "val_size": 7}, None),  # no name: arithmetic
+])
+def test_a_task_is_its_kind_and_takes_only_its_own_fields(task, message):
+    if message is None:
+        assert config_from_dict({"data": {"task": task}}).data.task.name == "arithmetic"
+        return
+    with pytest.raises(ConfigError) as e:
+        config_from_dict({"data": {"task": task}})
+    assert message in str(e.value)
+
+
+def test_the_cli_imports_only_the_named_command_and_no_torch_for_config():
+    import subprocess
+    import sys
+
+    code = ("import io, sys, contextlib\nfrom rft.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    main(['config', '--tasks'])\n"
+            "print('torch' in sys.modules, sorted(m for m in sys.modules if m.startswith('rft.commands.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert out[0] == "False"  # `rft config` starts without torch
+    assert "rft.commands.train" not in out[1] and "rft.commands.config" in out[1]

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rft.cli import main
-from rft.config import TaskConfig
+from rft.config import task_config
 from rft.data import (
     DataError,
     Example,
@@ -30,7 +30,7 @@ def test_sloppy_annotator_drops_carries(a, op, b, sloppy):
 
 
 def test_arithmetic_splits_are_disjoint_deterministic_and_graded_on_the_truth():
-    cfg = TaskConfig(digits=2, sloppy_rate=0.65, val_size=500)
+    cfg = task_config(digits=2, sloppy_rate=0.65, val_size=500)
     train, val, spec = make_arithmetic(cfg, seed=3)
     assert len(val) == 500 and len(train) == 90 * 90 - 500
     assert not {e.prompt for e in train} & {e.prompt for e in val}

@@ -175,12 +175,12 @@ def test_observation_positions_get_no_gradient(tiny_model_dir, tok):
 
 
 def test_sql_retry_shows_the_error_and_never_the_gold(tmp_path):
-    from rft.config import TaskConfig
+    from rft.config import task_config
     from rft.envs.sql_retry import SqlRetry
     from rft.graders.registry import build
     from rft.tasks.sql import make_sql
 
-    train, _, _ = make_sql(TaskConfig(name="sql", val_size=5, train_size=20), seed=0)
+    train, _, _ = make_sql(task_config(name="sql", val_size=5, train_size=20), seed=0)
     ex = train[0]
     env = SqlRetry(EpisodeLimits(max_turns=3), build({"type": "sql"}))
     ep = env.reset(ex)
@@ -284,13 +284,13 @@ class Leaky:
 
 def test_the_episode_audit_catches_a_leaky_environment_and_passes_the_real_one(tok):
     from rft.safety.episode_attacks import audit_episodes
-    from rft.config import TaskConfig
+    from rft.config import task_config
     from rft.envs.sql_retry import SqlRetry
     from rft.graders.pool import GraderPool
     from rft.graders.registry import build
     from rft.tasks.sql import make_sql
 
-    train, _, spec = make_sql(TaskConfig(name="sql", val_size=5, train_size=10), seed=0)
+    train, _, spec = make_sql(task_config(name="sql", val_size=5, train_size=10), seed=0)
     examples = train[:3]
     prompts = {e.id: tok(e.prompt)["input_ids"] for e in examples}
     real = SqlRetry(EpisodeLimits(max_turns=3, max_tokens=400), build(spec))
@@ -305,20 +305,28 @@ def test_the_episode_audit_catches_a_leaky_environment_and_passes_the_real_one(t
 def test_environment_config_is_checked_at_load():
     from rft.config import ConfigError, config_from_dict
 
-    with pytest.raises(ConfigError, match="'single' has one turn"):
+    with pytest.raises(ConfigError, match="'max_turns' applies only to the sql_retry, code_retry and trl environment"
+                       r"\(s\), not to 'single'; remove environment.max_turns"):
         config_from_dict({"environment": {"type": "single", "max_turns": 3}})
-    with pytest.raises(ConfigError, match="factory"):
+    with pytest.raises(ConfigError, match="environment.factory: required field is missing for the trl kind"):
         config_from_dict({"environment": {"type": "trl"}})
+    with pytest.raises(ConfigError, match="'factory' applies only to the trl environment"):
+        config_from_dict({"environment": {"type": "sql_retry", "factory": "a:B"}})
+    with pytest.raises(ConfigError, match="environment.type: 'retry' is not an environment type; choose one of"):
+        config_from_dict({"environment": {"type": "retry"}})
+    with pytest.raises(ConfigError, match="environment.feedback_rowz: unknown key"):
+        config_from_dict({"environment": {"type": "sql_retry", "feedback_rowz": 2}})
     assert config_from_dict({"environment": {"type": "sql_retry"}}).environment.turns == 3
+    assert config_from_dict({"environment": {"max_tokens": 9}}).environment.type == "single"  # the default kind
 
 
 def test_retry_transcripts_are_laid_out_as_episodes_are(tok):
-    from rft.config import TaskConfig
+    from rft.config import task_config
     from rft.envs.sql_retry import SqlRetry
     from rft.graders.registry import build
     from rft.tasks.sql import make_sql
 
-    train, _, _ = make_sql(TaskConfig(name="sql", val_size=5, train_size=10), seed=0)
+    train, _, _ = make_sql(task_config(name="sql", val_size=5, train_size=10), seed=0)
     ex = train[0]
     runner = EpisodeRunner.of(SqlRetry(EpisodeLimits(max_turns=3), build({"type": "sql"})), tok)
     prompt = tok(ex.prompt)["input_ids"]
@@ -412,12 +420,12 @@ def test_single_turn_runs_have_no_episode_timeout():
 
 def test_sql_retry_gives_a_repeated_failing_query_its_error_again():
     """Repeating a query ends an episode only as a confirmation of shown rows (on_success: show)."""
-    from rft.config import TaskConfig
+    from rft.config import task_config
     from rft.envs.sql_retry import SqlRetry
     from rft.graders.registry import build
     from rft.tasks.sql import make_sql
 
-    train, _, _ = make_sql(TaskConfig(name="sql", val_size=5, train_size=10), seed=0)
+    train, _, _ = make_sql(task_config(name="sql", val_size=5, train_size=10), seed=0)
     ep = SqlRetry(EpisodeLimits(max_turns=3), build({"type": "sql"})).reset(train[0])
     assert ep.step("SELECT nme FROM emp").startswith("Error: ")
     assert ep.step("SELECT nme FROM emp").startswith("Error: ")

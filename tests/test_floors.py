@@ -220,3 +220,29 @@ def test_an_upward_import_and_an_unplaced_module_are_found(tmp_path):
     assert upward_imports(import_graph(root), FLOORS) == [
         "rft.elsewhere: on no floor; add it to FLOORS", "rft.data (data) imports rft.tasks (parts)"]
     assert import_loops(import_graph(root)) == []
+
+
+def engine_constructions(root: Path) -> list[str]:
+    """'module: Class(...)' for every construction of a sampling engine outside the one builder."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        name = module_name(path, root)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                f = node.func
+                called = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+                if called in ("TorchSampler", "VLLMEngine", "create") and name not in (
+                        "rft.rollout.engines", "rft.rollout.vllm", "rft.rollout.sampler"):
+                    if called != "create" or (isinstance(f, ast.Attribute) and getattr(f.value, "id", "") == "VLLMEngine"):
+                        out.append(f"{name}: {called}(...)")
+    return out
+
+
+def test_every_command_gets_its_sampler_from_the_one_builder():
+    """sampling.backend applies everywhere only if nothing but rft.rollout.engines builds an engine (issue 22)."""
+    assert engine_constructions(SRC) == []
+
+
+def test_an_engine_built_outside_the_builder_is_found(tmp_path):
+    root = _package(tmp_path, {"commands/__init__.py": "", "commands/doctor.py": "def f(m, t):\n    return TorchSampler(m, t)\n"})
+    assert engine_constructions(root) == ["rft.commands.doctor: TorchSampler(...)"]

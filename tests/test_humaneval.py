@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rft.config import ConfigError, TaskConfig, load_config
+from rft.config import ConfigError, task_config, load_config
 from rft.graders import build
 from rft.tasks.humaneval import INSTRUCTION, Unconvertible, convert
 
@@ -129,13 +129,13 @@ def test_expected_values_never_reach_the_sandbox_payload(converted, monkeypatch)
 def test_split_is_seeded_disjoint_and_prompts_are_chat_or_text(converted):
     from rft.tasks import TASKS
 
-    train, val, spec = TASKS["humaneval"](TaskConfig(name="humaneval", val_size=20), 0)
+    train, val, spec = TASKS["humaneval"](task_config(name="humaneval", val_size=20), 0)
     assert len(train) + len(val) == len(converted[0]) and spec["type"] == "code" and spec["partial_credit"] is False
     assert not {e.id for e in train} & {e.id for e in val}
-    assert [e.id for e in val] == [e.id for e in TASKS["humaneval"](TaskConfig(name="humaneval", val_size=20), 0)[1]]
-    assert [e.id for e in val] != [e.id for e in TASKS["humaneval"](TaskConfig(name="humaneval", val_size=20), 1)[1]]
+    assert [e.id for e in val] == [e.id for e in TASKS["humaneval"](task_config(name="humaneval", val_size=20), 0)[1]]
+    assert [e.id for e in val] != [e.id for e in TASKS["humaneval"](task_config(name="humaneval", val_size=20), 1)[1]]
     assert val[0].prompt[0]["role"] == "user" and val[0].prompt[0]["content"].startswith(INSTRUCTION)
-    short = TASKS["humaneval"](TaskConfig(name="humaneval", val_size=4, chat=False, max_prompt_chars=440), 0)
+    short = TASKS["humaneval"](task_config(name="humaneval", val_size=4, chat=False, max_prompt_chars=440), 0)
     assert all(isinstance(e.prompt, str) and len(e.prompt) <= 440 for e in short[0] + short[1])
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rft.config import ConfigError, TaskConfig, config_from_dict, load_config
+from rft.config import ConfigError, task_config, config_from_dict, load_config
 from rft.data import Example
 from rft.graders import build
 from rft.graders.reasoning_gym import extract_answer, screen
@@ -55,14 +55,14 @@ def rg():
 def _rows(dataset, n=3, **config):
     from rft.tasks import TASKS
 
-    cfg = TaskConfig(name="reasoning_gym", dataset=dataset, size=n, val_size=n, chat=False, config=config)
+    cfg = task_config(name="reasoning_gym", dataset=dataset, size=n, val_size=n, chat=False, config=config)
     return TASKS["reasoning_gym"](cfg, 0)[0]
 
 
 def test_the_splits_come_from_different_seeds_and_share_no_question(rg):
     from rft.tasks import TASKS
 
-    cfg = TaskConfig(name="reasoning_gym", dataset="chain_sum", size=200, val_size=100,
+    cfg = task_config(name="reasoning_gym", dataset="chain_sum", size=200, val_size=100,
                      config={"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1})
     train, val, spec = TASKS["reasoning_gym"](cfg, 3)
     assert spec == {"type": "reasoning_gym"} and len(val) == 100 and 0 < len(train) < 200  # 2-term sums repeat
@@ -82,11 +82,11 @@ def test_config_mistakes_are_config_errors_naming_the_fix(rg, task, message):
     from rft.tasks import TASKS
 
     with pytest.raises(ConfigError, match=message):
-        TASKS["reasoning_gym"](TaskConfig(name="reasoning_gym", val_size=2, size=2, **task), 0)
+        TASKS["reasoning_gym"](task_config(name="reasoning_gym", val_size=2, size=2, **task), 0)
 
 
 @pytest.mark.parametrize("task, message", [
-    ({"name": "reasoning_gym"}, "needs data.task.dataset"),
+    ({"name": "reasoning_gym"}, "data.task.dataset: required field is missing for the reasoning_gym kind"),
     ({"name": "reasoning_gym", "dataset": "chain_sum", "train_size": 5}, "'train_size' applies only to"),
     ({"name": "code", "dataset": "chain_sum"}, "'dataset' applies only to the reasoning_gym"),
     ({"name": "sql", "chat": False}, "'chat' applies only to the reasoning_gym and humaneval"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rft.config import ConfigError, TaskConfig, config_from_dict, load_config
+from rft.config import ConfigError, task_config, config_from_dict, load_config
 from rft.data import Example
 from rft.graders import build
 from rft.tasks import PACKAGES, TASKS
@@ -34,7 +34,7 @@ def _private_cache(tmp_path_factory, monkeypatch):
 
 
 def _make(name, seed=0, val_size=20, train_size=60):
-    return TASKS[name](TaskConfig(name=name, val_size=val_size, train_size=train_size), seed)
+    return TASKS[name](task_config(name=name, val_size=val_size, train_size=train_size), seed)
 
 
 def _rows(examples):
@@ -87,7 +87,7 @@ def test_each_configs_sampling_budget_holds_its_reference_answers(path):
 
 def test_sql_val_size_that_leaves_no_training_question_names_the_field():
     with pytest.raises(ValueError, match=r"data\.task\.val_size=10000 leaves no training examples"):
-        TASKS["sql"](TaskConfig(name="sql", val_size=10_000), 0)
+        TASKS["sql"](task_config(name="sql", val_size=10_000), 0)
 
 
 def test_draw_distinct_stops_when_the_space_is_used_up():

@@ -12,11 +12,11 @@ import torch
 from rft.config import ConfigError, config_from_dict
 from rft.models.load import load_model, load_tokenizer
 from rft.rollout.base import SamplingParams
+from rft.rollout.engines import build_engine
 from rft.rollout.sampler import TorchSampler
 from rft.rollout.vllm import (
     VLLMEngine,
     hf_parameter_name,
-    make_engine,
     request_params,
     to_completions,
     vllm_weights,
@@ -39,9 +39,11 @@ def test_backend_and_memory_share_are_validated():
 
 
 def test_the_torch_backend_builds_the_builtin_sampler(tiny_model_dir):
-    cfg = config_from_dict({})
-    engine = make_engine(cfg, str(tiny_model_dir), load_model(tiny_model_dir), load_tokenizer(tiny_model_dir))
-    assert isinstance(engine, TorchSampler)
+    tok = load_tokenizer(tiny_model_dir)
+    engine = build_engine(config_from_dict({}).sampling.backend, load_model(tiny_model_dir), tok)
+    assert isinstance(engine, TorchSampler) and engine.pad_id == tok.pad_token_id
+    with pytest.raises(ValueError, match="sampling.backend = 'sglang': choose torch or vllm"):
+        build_engine("sglang", load_model(tiny_model_dir), tok)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("ours, hf", [
@@ -155,7 +157,8 @@ def test_real_vllm_engine_samples_seeded_groups_and_follows_the_policy(tiny_mode
     cfg = config_from_dict({"model": {"path": str(tiny_model_dir), "device": "cuda"},
                             "sampling": {"backend": "vllm", "vllm_gpu_memory_utilization": 0.2}})
     model, tok = load_model(tiny_model_dir, device="cuda"), load_tokenizer(tiny_model_dir)
-    engine = make_engine(cfg, str(tiny_model_dir), model, tok)
+    engine = build_engine("vllm", model, tok, model_path=str(tiny_model_dir), seed=cfg.seed,
+                          gpu_memory_utilization=cfg.sampling.vllm_gpu_memory_utilization)
     prompts = [tok("1+2=")["input_ids"], tok("3+4=")["input_ids"]]
     params = SamplingParams(6, temperature=1.0)
     a = engine.generate(prompts, 4, params, seeds=[1, 2])

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from rft.config import ConfigError, TaskConfig, config_from_dict
+from rft.config import ConfigError, task_config, config_from_dict
 from rft.graders.registry import build
 from rft.tasks import TASKS
 from rft.tasks.word_problems import (
@@ -15,7 +15,7 @@ from rft.tasks.word_problems import (
     make_word_problems,
 )
 
-CFG = TaskConfig(name="word_problems", ops=["+", "-"], val_size=60, train_size=400)
+CFG = task_config(name="word_problems", ops=["+", "-"], val_size=60, train_size=400)
 
 
 def _numbers(ex):
@@ -68,11 +68,11 @@ def test_config_accepts_digits_and_ops_and_rejects_multiplication():
     with pytest.raises(ConfigError, match="word_problems has '\\+' and '-' only"):
         config_from_dict({"data": {"task": {"name": "word_problems", "ops": ["*"]}}})
     with pytest.raises(ValueError, match="val_size=30 leaves no training problems"):
-        make_word_problems(TaskConfig(name="word_problems", digits=1, ops=["-"], val_size=30), 0)
+        make_word_problems(task_config(name="word_problems", digits=1, ops=["-"], val_size=30), 0)
 
 
 def test_held_out_phrasings_hold_both_operators_even_when_training_adds_only():
-    cfg = TaskConfig(name="word_problems", ops=["+"], val_size=40, train_size=300)
+    cfg = task_config(name="word_problems", ops=["+"], val_size=40, train_size=300)
     train, val, _ = make_word_problems(cfg, seed=0)
     phr = heldout_phrasings(cfg, seed=0)
     assert {e.get("op") for e in train + val} == {"+"}

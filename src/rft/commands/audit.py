@@ -74,6 +74,7 @@ def audit_config_command(config: str, overrides: list[str], threshold: float = 0
     from rft.config import ConfigError, load_config
     from rft.console import Console
     from rft.envs import build_environment
+    from rft.envs.episodes import EpisodeRunner
     from rft.files import atomic_write_text
     from rft.models.load import load_tokenizer, resolve_model_path
     from rft.tasks import load_splits

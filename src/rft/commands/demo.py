@@ -31,7 +31,7 @@ from rft.models.load import (
     load_tokenizer,
     resolve_model_path,
 )
-from rft.rollout import SamplingParams, TorchSampler
+from rft.rollout import SamplingParams
 from rft.training.evaluate import sampled_pass_at_k
 from rft.training.session import open_session
 from rft.training.sft import SFTResult, sft
@@ -48,7 +48,7 @@ def demo_config(overrides: list[str]) -> Config:
 def warm_start_pass_at_k(cfg: Config, model_dir: Path, k: int = 8) -> dict[str, float]:
     """pass@k of the warm start on the held-out split with the training sampler (seeded)."""
     s = open_session(cfg, model_path=str(model_dir))
-    sampler = TorchSampler(s.model, s.tokenizer)
+    sampler = s.engine()
     params = SamplingParams.of(cfg.sampling)
     with s.pool() as pool:
         return sampled_pass_at_k(sampler, s.tokenizer, pool, s.eval_examples, k, params,

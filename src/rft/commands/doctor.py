@@ -51,7 +51,7 @@ from rft.console import Console
 from rft.data import DataError, Example
 from rft.files import atomic_write_text
 from rft.models.load import ModelError
-from rft.rollout import SamplingParams, TorchSampler
+from rft.rollout import SamplingParams
 from rft.tasks import load_splits
 from rft.training.evaluate import evaluate, sampled_pass_at_k
 from rft.training.run_dir import RunDir
@@ -198,7 +198,7 @@ def check_baseline(s: Session, pool: Any, n: int, k: int) -> tuple[Check, Check,
     """(grader check, baseline check, timings) from a greedy and a sampled pass over n examples."""
     cfg = s.cfg
     examples = s.val[:n]
-    sampler = TorchSampler(s.model, s.tokenizer)
+    sampler = s.engine()
     t0 = time.perf_counter()
     greedy = evaluate(sampler, s.tokenizer, pool, examples, cfg.sampling.max_new_tokens, cfg.eval.batch_size,
                       episodes=s.episodes)  # a multi-turn config's baseline: its episodes

@@ -64,7 +64,7 @@ from rft.models.load import (
 )
 from rft.models.lora import ADAPTER_CONFIG, is_adapter_dir, load_adapter
 from rft.rollout.base import SamplingParams
-from rft.rollout.sampler import TorchSampler
+from rft.rollout.engines import build_engine
 from rft.training.evaluate import encode_prompt, evaluate, sampled_pass_at_k
 from rft.training.run_dir import RunDir
 
@@ -99,6 +99,8 @@ class Settings:
     device: str
     workers: int
     timeout_s: float
+    backend: str = "torch"  # sampling.backend: torch or vllm
+    gpu_memory_utilization: float = 0.3
 
 
 @dataclass
@@ -172,7 +174,7 @@ def run_grader(cfg: Config) -> dict[str, Any] | None:
 
 def resolve_settings(targets: list[Target], grader: str | None, max_new_tokens: int | None, samples: int,
                      temperature: float | None, batch_size: int | None, seed: int | None, dtype: str | None,
-                     device: str, workers: int | None) -> Settings:
+                     device: str, workers: int | None, backend: str | None = None) -> Settings:
     run_cfg = next((t.cfg for t in targets if t.cfg is not None), None)
     cfg = run_cfg or Config()
     for flag, value, low in (("--max-new-tokens", max_new_tokens, 1), ("--samples", samples, 0),
@@ -198,6 +200,7 @@ def resolve_settings(targets: list[Target], grader: str | None, max_new_tokens: 
         batch_size=batch_size or cfg.eval.batch_size, seed=cfg.seed if seed is None else seed,
         dtype=dtype or cfg.model.dtype, device=_device(device),
         workers=cfg.grading.workers if workers is None else workers, timeout_s=cfg.grading.timeout_s,
+        backend=backend or sc.backend, gpu_memory_utilization=sc.vllm_gpu_memory_utilization,
     )
 
 
@@ -237,7 +240,8 @@ def evaluate_target(t: Target, examples: list[Example], st: Settings, pool: Grad
     """Greedy pass@1 (and sampled pass@k / maj@k) of one model, as ``validate`` computes them."""
     model, tok = load_target(t, st.dtype, st.device)
     check_prompts(tok, model, examples, st.max_new_tokens, t.arg)
-    sampler = TorchSampler(model, tok)
+    sampler = build_engine(st.backend, model, tok, model_path=str(t.base or t.source), dtype=st.dtype, seed=st.seed,  # type: ignore[arg-type]
+                           gpu_memory_utilization=st.gpu_memory_utilization)
     t0 = time.perf_counter()
     res = evaluate(sampler, tok, pool, examples, st.max_new_tokens, st.batch_size)
     metrics = {**res.metrics, **pool.pop_stats().metrics()}
@@ -294,13 +298,14 @@ def eval_command(models: list[str], data: str, *, grader: str | None = None, che
                  samples: int = 0, max_new_tokens: int | None = None, temperature: float | None = None,
                  batch_size: int | None = None, seed: int | None = None, dtype: str | None = None,
                  device: str = "auto", workers: int | None = None, threads: int | None = None,
-                 out: str | None = None, json_line: bool = False, quiet: bool = False) -> list[ModelResult]:
+                 out: str | None = None, json_line: bool = False, quiet: bool = False,
+                 backend: str | None = None) -> list[ModelResult]:
     """Run ``rft eval``: every input is checked before the first model loads; bad input raises the
     errors :func:`rft.cli.user_errors` reports as one line with exit status 2."""
     console = Console(quiet, json_lines=json_line)
     targets = [resolve_target(m, checkpoint) for m in models]
     st = resolve_settings(targets, grader, max_new_tokens, samples, temperature, batch_size, seed, dtype, device,
-                          workers)
+                          workers, backend)
     if not Path(data).exists():  # read_dataset's own message names the config fields, not the flag
         raise DataError(f"--data {data}: no such file or directory")
     examples = read_dataset(data)
@@ -350,6 +355,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="grader worker processes (-1: one per core, 0: in-process; default: "
                    "the run's grading.workers, else 0)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    p.add_argument("--backend", choices=["torch", "vllm"], help="sampling engine (default: the run's "
+                   "sampling.backend, else torch)")
     p.add_argument("--out", help="write a JSON file: the summary (data, settings, per-model metrics) with each "
                    "model's per-example greedy rows (id, prompt, completion, score, passed, reason)")
     p.add_argument("--json", action="store_true", help="print the summary (without rows) as one JSON line instead "
@@ -361,5 +368,5 @@ def run(args: argparse.Namespace) -> int:
     eval_command(args.models, args.data, grader=args.grader, checkpoint=args.checkpoint, samples=args.samples,
                  max_new_tokens=args.max_new_tokens, temperature=args.temperature, batch_size=args.batch_size,
                  seed=args.seed, dtype=args.dtype, device=args.device, workers=args.workers, threads=args.threads,
-                 out=args.out, json_line=args.json, quiet=args.quiet)
+                 out=args.out, json_line=args.json, quiet=args.quiet, backend=args.backend)
     return 0

@@ -13,25 +13,13 @@ Importing it loads pydantic and yaml only.
 """
 
 from rft.config.base import ConfigError, SpecError, Strict
-from rft.config.run import (
-                            CheckpointConfig,
-                            Config,
-                            DataConfig,
-                            DistributedConfig,
-                            EvalConfig,
-                            GradingConfig,
-                            GRPOConfig,
-                            LoRAConfig,
-                            ModelConfig,
-                            MonitorsConfig,
-                            SamplingConfig,
-                            SFTConfig,
-                            TaskConfig,
-                            apply_overrides,
-                            config_from_dict,
-                            load_config,
-)
+from rft.config.environments import EnvironmentConfig, environment_config
+from rft.config.run import (CheckpointConfig, Config, DataConfig, DistributedConfig, EvalConfig, GradingConfig,
+                            GRPOConfig, LoRAConfig, ModelConfig, MonitorsConfig, SamplingConfig, SFTConfig,
+                            apply_overrides, config_from_dict, load_config)
+from rft.config.tasks import TaskConfig, task_config
 
-__all__ = ["CheckpointConfig", "Config", "ConfigError", "DataConfig", "DistributedConfig", "EvalConfig",
-           "GradingConfig", "GRPOConfig", "LoRAConfig", "ModelConfig", "MonitorsConfig", "SamplingConfig",
-           "SFTConfig", "SpecError", "Strict", "TaskConfig", "apply_overrides", "config_from_dict", "load_config"]
+__all__ = ["CheckpointConfig", "Config", "ConfigError", "DataConfig", "DistributedConfig", "EnvironmentConfig",
+           "EvalConfig", "GradingConfig", "GRPOConfig", "LoRAConfig", "ModelConfig", "MonitorsConfig",
+           "SamplingConfig", "SFTConfig", "SpecError", "Strict", "TaskConfig", "apply_overrides", "config_from_dict",
+           "environment_config", "load_config", "task_config"]

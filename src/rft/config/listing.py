@@ -1,5 +1,6 @@
-"""The grader fields a user reads (``rft config --graders``): every grader type with each field's type,
-range, default and description, read from the spec models (:mod:`rft.config.graders`), so that the
+"""The fields a user reads: ``rft config --graders / --tasks / --environments`` list every kind (grader
+type, task, environment type) with each field's type, range, default and description, read from the
+models (:mod:`rft.config.graders`, :mod:`rft.config.tasks`, :mod:`rft.config.environments`), so that the
 listing is exactly what validation checks."""
 
 from __future__ import annotations
@@ -28,23 +29,45 @@ def _type_name(tp: Any) -> str:
 
 
 def grader_fields(kinds: list[str]) -> str:
-    """Every grader type (or those in ``kinds``) with its fields: type, range, default, description --
-    read from the spec models (rft.config.graders), so the listing is what validation checks."""
-    import json
-
+    """Every grader type (or those in ``kinds``) with its fields."""
     from rft.config.base import SpecError
-    from rft.config.grader_errors import field_range
     from rft.config.graders import SPECS
 
-    unknown = sorted(set(kinds) - set(SPECS))
+    return kind_fields(SPECS, kinds, "type", "--graders", SpecError, "grader type")
+
+
+def task_fields(kinds: list[str]) -> str:
+    """Every built-in task (or those in ``kinds``) with its fields, as ``data.task:`` takes them."""
+    from rft.config.base import ConfigError
+    from rft.config.tasks import TASK_KINDS
+
+    return kind_fields(TASK_KINDS, kinds, "name", "--tasks", ConfigError, "task")
+
+
+def environment_fields(kinds: list[str]) -> str:
+    """Every environment type (or those in ``kinds``) with its fields, as ``environment:`` takes them."""
+    from rft.config.base import ConfigError
+    from rft.config.environments import ENVIRONMENT_KINDS
+
+    return kind_fields(ENVIRONMENT_KINDS, kinds, "type", "--environments", ConfigError, "environment type")
+
+
+def kind_fields(models: dict[str, Any], kinds: list[str], key: str, flag: str, error: type[Exception],
+                noun: str) -> str:
+    """Every kind of ``models`` (or those in ``kinds``) with its fields: type, range, default, description."""
+    import json
+
+    from rft.config.grader_errors import field_range
+
+    unknown = sorted(set(kinds) - set(models))
     if unknown:
-        raise SpecError(f"--graders: unknown grader type(s) {unknown}; choose from {sorted(SPECS)}")
+        raise error(f"{flag}: unknown {noun}(s) {unknown}; choose from {sorted(models)}")
     blocks = []
-    for kind in kinds or SPECS:
-        lines = [f"{kind}: {(SPECS[kind].__doc__ or '').strip()}"]
-        fields = sorted(SPECS[kind].model_fields.items(), key=lambda f: f[0] in ("name", "image_tag"))  # OpenAI's last
+    for kind in kinds or models:
+        lines = [f"{kind}: {(models[kind].__doc__ or '').strip()}"]
+        fields = sorted(models[kind].model_fields.items(), key=lambda f: f[0] in ("name", "image_tag"))  # OpenAI's last
         for name, info in fields:
-            if name != "type":
+            if name != key:
                 limits = f" ({field_range(info)})" if field_range(info) else ""
                 default = "required" if info.is_required() else "default " + json.dumps(info.get_default(
                     call_default_factory=True))

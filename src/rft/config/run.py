@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from rft.config.base import ConfigError, Strict
-from rft.config.environments import EnvironmentConfig
+from rft.config.environments import ENVIRONMENT_KINDS, EnvironmentConfig, SingleTurn
 from rft.config.graders import parse_spec
+from rft.config.kinds import located, other_kinds_field
+from rft.config.tasks import TASK_KINDS, ArithmeticTask, TaskConfig
 from rft.files import InputFileError, load_yaml, read_text
 from rft.training.run_dir import MAX_NAME_CHARS, run_name_problem
 
@@ -54,54 +56,6 @@ class ModelConfig(Strict):
             raise ValueError("LoRA needs the peft package, which is not installed; `pip install 'rft[lora]'` "
                              "or set model.lora to null for full fine-tuning")
         return value
-
-
-class TaskConfig(Strict):
-    """A built-in task (``rft.tasks``). A field that names its tasks (``digits`` and ``ops``: arithmetic
-    and word_problems; ``size``: reasoning_gym, which takes it instead of ``train_size``) set to a
-    non-default value for another task is an error."""
-
-    name: Literal["arithmetic", "word_problems", "sql", "json", "logic", "code", "reasoning_gym", "humaneval"] = Field(
-        "arithmetic", description="the generator in rft.tasks.TASKS; each brings its own grader spec")
-    digits: int = Field(2, ge=1, le=6, description="digits per operand (arithmetic, word_problems)")
-    ops: list[Literal["+", "-", "*"]] = Field(
-        default_factory=lambda: ["+"], description="operators (arithmetic; word_problems takes + and -)"
-    )
-    sloppy_rate: float = Field(
-        0.0, ge=0.0, le=1.0,
-        description="share of SFT labels written by the sloppy annotator (drops carries; arithmetic only)",
-    )
-    val_size: int = Field(500, ge=1, description="held-out problems, disjoint from the training ones")
-    train_size: int | None = Field(
-        None, ge=1,
-        description="training examples; default: all remaining problems (arithmetic), up to 2000 (other tasks)",
-    )
-    dataset: str | None = Field(None, description="reasoning_gym: the dataset's name, e.g. chain_sum (required)")
-    size: int | None = Field(None, ge=1, description="reasoning_gym: training entries generated (default 2000)")
-    config: dict[str, Any] = Field(default_factory=dict, description="reasoning_gym: the dataset's config, as "
-                                   "reasoning_gym.create_dataset takes it (size and seed are rft's)")
-    chat: bool = Field(True, description="reasoning_gym, humaneval: prompts as a chat user turn; false: plain text "
-                       "(models without a chat template, e.g. the embedded one)")
-    max_prompt_chars: int | None = Field(None, ge=1, description="reasoning_gym, humaneval: drop examples whose "
-                                         "prompt text is longer (a small context); default keep all")
-
-    @model_validator(mode="after")
-    def _arithmetic_fields_only_for_arithmetic(self) -> "TaskConfig":
-        rg, both = ("reasoning_gym",), ("reasoning_gym", "humaneval")
-        names = get_args(type(self).model_fields["name"].annotation)
-        applies = {"digits": ("arithmetic", "word_problems"), "ops": ("arithmetic", "word_problems"),
-                   "sloppy_rate": ("arithmetic",), "dataset": rg, "size": rg, "config": rg, "chat": both,
-                   "max_prompt_chars": both, "train_size": tuple(n for n in names if n not in rg)}
-        for key, tasks in applies.items():
-            default = type(self).model_fields[key].get_default(call_default_factory=True)
-            if self.name not in tasks and getattr(self, key) != default:
-                raise ValueError(f"'{key}' applies only to the {' and '.join(tasks)} task(s), not to '{self.name}'; "
-                                 f"remove data.task.{key}")
-        if self.name == "reasoning_gym" and not self.dataset:
-            raise ValueError("reasoning_gym needs data.task.dataset, a reasoning-gym dataset name, e.g. chain_sum")
-        if self.name == "word_problems" and "*" in self.ops:
-            raise ValueError("word_problems has '+' and '-' only; remove '*' from data.task.ops")
-        return self
 
 
 class DataConfig(Strict):
@@ -302,13 +256,13 @@ class Config(Strict):
     seed: int = Field(0, ge=0, le=2**63 - 1, description="seeds data splits, prompt order and sampling (a seed per group)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default torch's choice")
     model: ModelConfig = Field(default_factory=ModelConfig, description="the policy (and the KL reference)")
-    data: DataConfig = Field(default_factory=lambda: DataConfig(task=TaskConfig()), description="examples to train on")
+    data: DataConfig = Field(default_factory=lambda: DataConfig(task=ArithmeticTask()), description="examples to train on")
     grader: dict[str, Any] | None = Field(
         None, description="grader spec, e.g. {type: math} (`rft config --graders` lists every type's fields); "
         "default: the task's own grader")
     grading: GradingConfig = Field(default_factory=GradingConfig, description="where and how long graders run")
     environment: EnvironmentConfig = Field(
-        default_factory=EnvironmentConfig, description="episodes: one turn (single) or multi-turn environments"
+        default_factory=SingleTurn, description="episodes: one turn (single) or multi-turn environments"
     )
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="rollouts: G, temperature, length")
     grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="the GRPO update (rft.grpo.train)")
@@ -399,15 +353,26 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+_KINDS = {"task": (TASK_KINDS, "task"), "environment": (ENVIRONMENT_KINDS, "environment")}  # sections of kinds
+
+
 def _format_validation_error(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        # a task's or environment's kind is named in the message, not part of the path
+        loc, parts, kind = located(e["loc"], {key: kinds for key, (kinds, _) in _KINDS.items()})
         value = e.get("input")
         if e["type"] == "extra_forbidden":
-            lines.append(f"{loc}: unknown key (value {value!r}); check the spelling against `rft config` (prints every field)")
+            found = _KINDS.get(str(parts[-2])) if kind and len(parts) >= 2 else None
+            other = found and other_kinds_field(found[0], found[1], kind, str(parts[-1]))
+            lines.append(f"{other}; remove {loc}" if other else
+                         f"{loc}: unknown key (value {value!r}); check the spelling against `rft config` (prints every "
+                         "field; `rft config --tasks` / `--environments` every kind's)")
         elif e["type"] == "missing":
-            lines.append(f"{loc}: required field is missing; add it")
+            lines.append(f"{loc}: required field is missing{f' for the {kind} kind' if kind else ''}; add it")
+        elif e["type"] == "union_tag_invalid":
+            key, noun = ("name", "a task") if loc.endswith("task") else ("type", "an environment type")
+            lines.append(f"{loc}.{key}: {e['ctx']['tag']!r} is not {noun}; choose one of {e['ctx']['expected_tags']}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"{loc}: {msg}" if isinstance(value, dict) else f"{loc}: {msg} (got {value!r})")

@@ -58,8 +58,7 @@ from rft.grpo.update import (
 from rft.models.load import context_length, load_model, resolve_model_path
 from rft.models.lora import is_lora, reference_scoring
 from rft.report.loggers import run_sinks
-from rft.rollout import SamplingParams, TorchSampler
-from rft.rollout.vllm import make_engine
+from rft.rollout import RolloutEngine, SamplingParams
 from rft.safety.capability import CapabilityGuard
 from rft.safety.monitors import Monitors, emit_alerts, repetition_rate
 from rft.training.checkpoint import load_training_state
@@ -131,7 +130,7 @@ def sample_rows(groups: list[Group], adv_B: torch.Tensor, episodes: EpisodeRunne
             for (i, e, c, gr), a in zip(rows, adv_B)]
 
 
-def validate(s: Session, sampler: TorchSampler, pool: GraderPool, run: RunDir, step: int,
+def validate(s: Session, sampler: RolloutEngine, pool: GraderPool, run: RunDir, step: int,
              guard: CapabilityGuard | None = None) -> dict[str, float]:
     """Greedy pass@1 and mean reward per grader on the held-out split; pass@k and maj@n from
     ``eval.samples`` samples per example on its first ``eval.sampled_size`` examples (a fixed seed, so
@@ -182,7 +181,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
     optimizer = make_optimizer(model, g.lr, g.weight_decay)
     scheduler = make_scheduler(optimizer, g.lr_schedule, g.warmup_steps, g.steps * g.num_iterations)
     cursor = PromptCursor(len(s.train), cfg.seed)
-    engine = make_engine(cfg, s.model_path, model, tok)  # sampling.backend: the torch sampler or vLLM
+    engine = s.engine(model)  # sampling.backend: the torch sampler or vLLM
     pool = s.pool()
     groups_of = GroupSampler(engine, pool, s.train, s.prompt_ids, cursor, SamplingParams.of(cfg.sampling), G, g,
                              cfg.seed, ctx, s.episodes)
@@ -314,7 +313,7 @@ def capability_guard(cfg: Config, model: torch.nn.Module, tok: Any) -> Capabilit
                                        model.config.vocab_size)
 
 
-def first_validation(s: Session, engine: TorchSampler, pool: GraderPool, run: RunDir, ctx: Dist,
+def first_validation(s: Session, engine: RolloutEngine, pool: GraderPool, run: RunDir, ctx: Dist,
                      guard: CapabilityGuard | None, guard_ref: Path) -> tuple[TrainState, float]:
     """Step 0 of a new run: the starting policy validated and logged, the capability guard's reference
     distributions saved; returns (the state before step 1, the validation's seconds)."""

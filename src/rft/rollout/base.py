@@ -81,6 +81,11 @@ class Completion:
 
 
 class RolloutEngine(Protocol):
+    """What samples completions: the torch sampler or vLLM, built by :func:`rft.rollout.engines.build_engine`."""
+
+    pad_id: int  # the id prompts are padded with (the tokenizer's pad token, else its end of sequence)
+    eos_id: int  # the id that ends a completion
+
     def generate(
         self, prompts: list[list[int]], n: int, params: SamplingParams, generator: torch.Generator | None = None,
         seeds: list[int] | None = None,

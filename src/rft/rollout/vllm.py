@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rft.config import Config, ConfigError
+from rft.config import ConfigError
 from rft.rollout.base import Completion, SamplingParams
 
 # prefixes wrappers put before the Hugging Face parameter names: DDP, torch.compile, peft
@@ -121,8 +121,8 @@ class VLLMEngine:
         self.syncs = 0  # weight syncs so far (logged by tests and benchmarks)
 
     @classmethod
-    def create(cls, cfg: Config, model_path: str, model: PreTrainedModel,
-               tokenizer: PreTrainedTokenizerBase) -> "VLLMEngine":
+    def create(cls, model_path: str, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
+               dtype: str, seed: int, gpu_memory_utilization: float) -> "VLLMEngine":
         try:
             import vllm
         except ImportError as e:
@@ -138,8 +138,8 @@ class VLLMEngine:
         os.environ.setdefault("MASTER_PORT", str(_free_port()))
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine core in-process: its model is reachable
         llm = vllm.LLM(
-            model=model_path, tokenizer=model_path, dtype=cfg.model.dtype, seed=cfg.seed,
-            gpu_memory_utilization=cfg.sampling.vllm_gpu_memory_utilization,
+            model=model_path, tokenizer=model_path, dtype=dtype, seed=seed,
+            gpu_memory_utilization=gpu_memory_utilization,
             distributed_executor_backend="external_launcher", tensor_parallel_size=1,
             enable_prefix_caching=True,
         )
@@ -186,12 +186,3 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return int(s.getsockname()[1])
-
-
-def make_engine(cfg: Config, model_path: str, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Any:
-    """The rollout engine ``sampling.backend`` names (the torch sampler needs nothing more)."""
-    if cfg.sampling.backend == "vllm":
-        return VLLMEngine.create(cfg, model_path, model, tokenizer)
-    from rft.rollout.sampler import TorchSampler
-
-    return TorchSampler(model, tokenizer)

@@ -38,7 +38,6 @@ grader's source to find -- the library holds the known patterns, it proves nothi
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os

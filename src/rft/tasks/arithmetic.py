@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from rft.config import TaskConfig
+from rft.config.tasks import ArithmeticTask
 from rft.data import Example, assert_disjoint
 
 GRADER_SPEC = {"type": "arithmetic", "answer_field": "answer"}
@@ -42,7 +42,7 @@ def _operands(digits: int) -> range:
     return range(0, 10) if digits == 1 else range(10 ** (digits - 1), 10**digits)
 
 
-def _problems(cfg: TaskConfig, rng: random.Random) -> list[tuple[int, str, int]]:
+def _problems(cfg: ArithmeticTask, rng: random.Random) -> list[tuple[int, str, int]]:
     ops = list(dict.fromkeys(cfg.ops))
     nums = _operands(cfg.digits)
     total = len(nums) ** 2 * len(ops)
@@ -62,7 +62,7 @@ def _problems(cfg: TaskConfig, rng: random.Random) -> list[tuple[int, str, int]]
     return out
 
 
-def make_arithmetic(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example], dict]:
+def make_arithmetic(cfg: ArithmeticTask, seed: int) -> tuple[list[Example], list[Example], dict]:
     """(train, val, grader_spec). Deterministic in ``seed``; val and train share no problem."""
     rng = random.Random(seed)
     problems = _problems(cfg, rng)

@@ -9,13 +9,13 @@ draw from all families; the prompts, not the families, are disjoint).
 
 from __future__ import annotations
 
-from rft.config import TaskConfig
+from rft.config.tasks import CodeTask
 from rft.data import Example
 from rft.tasks.code import GRADER_SPEC, make_code_examples
 from rft.tasks.split import split_front, wanted
 
 
-def make_code(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example], dict]:
+def make_code(cfg: CodeTask, seed: int) -> tuple[list[Example], list[Example], dict]:
     """(train, val, grader_spec). Deterministic in ``seed``; val and train share no prompt."""
     train, val = split_front(make_code_examples(wanted(cfg), seed), cfg)
     return train, val, dict(GRADER_SPEC)

@@ -52,7 +52,8 @@ import json
 import random
 from typing import Any
 
-from rft.config import ConfigError, TaskConfig
+from rft.config import ConfigError
+from rft.config.tasks import HumanEvalTask
 from rft.data import Example
 from rft.tasks.split import split_front
 
@@ -266,7 +267,7 @@ def convert_all() -> tuple[tuple[Example, ...], tuple[tuple[str, str], ...], tup
     return tuple(examples), tuple(misses), tuple(changed)
 
 
-def make_humaneval(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example], dict]:
+def make_humaneval(cfg: HumanEvalTask, seed: int) -> tuple[list[Example], list[Example], dict]:
     """(train, val, grader_spec): a seeded split of the converted problems; val and train share none."""
     converted = convert_all()[0]
     examples = [e for e in converted if cfg.max_prompt_chars is None or len(e.prompt) <= cfg.max_prompt_chars]

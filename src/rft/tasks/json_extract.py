@@ -19,7 +19,7 @@ import json
 import random
 from typing import Any
 
-from rft.config import TaskConfig
+from rft.config.tasks import JsonTask
 from rft.data import Example
 from rft.tasks.split import draw_distinct, split_front, wanted
 
@@ -76,7 +76,7 @@ def _draw(rng: random.Random) -> Example:
     )
 
 
-def make_json(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example], dict]:
+def make_json(cfg: JsonTask, seed: int) -> tuple[list[Example], list[Example], dict]:
     """(train, val, grader_spec). Deterministic in ``seed``; val and train share no prompt."""
     examples = draw_distinct(_draw, wanted(cfg), random.Random(seed), "json")
     train, val = split_front(examples, cfg)

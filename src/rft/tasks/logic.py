@@ -25,7 +25,7 @@ import itertools
 import random
 from typing import Any
 
-from rft.config import TaskConfig
+from rft.config.tasks import LogicTask
 from rft.data import Example
 from rft.tasks.split import draw_distinct, split_front, wanted
 
@@ -154,7 +154,7 @@ def _draw(rng: random.Random) -> Example | None:
     return _entailment(rng) if rng.random() < 0.5 else _knights_knaves(rng)
 
 
-def make_logic(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example], dict]:
+def make_logic(cfg: LogicTask, seed: int) -> tuple[list[Example], list[Example], dict]:
     """(train, val, grader_spec). Deterministic in ``seed``; val and train share no prompt."""
     examples = draw_distinct(_draw, wanted(cfg), random.Random(seed), "logic")
     train, val = split_front(examples, cfg)

@@ -23,7 +23,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from rft.config import ConfigError, TaskConfig
+from rft.config import ConfigError
+from rft.config.tasks import ReasoningGymTask
 from rft.data import DataError, Example, assert_disjoint
 from rft.tasks.split import DEFAULT_TRAIN_SIZE
 
@@ -31,7 +32,7 @@ INSTRUCTION = "Give only your final answer, inside <answer></answer> tags."
 GRADER_SPEC = {"type": "reasoning_gym"}
 
 
-def _create(cfg: TaskConfig, size: int, seed: int) -> Any:
+def _create(cfg: ReasoningGymTask, size: int, seed: int) -> Any:
     try:
         import reasoning_gym
         from reasoning_gym.factory import DATASETS
@@ -55,7 +56,7 @@ def _create(cfg: TaskConfig, size: int, seed: int) -> Any:
                           f"its fields are {[f for f in fields if f not in ('size', 'seed')]}") from None
 
 
-def _examples(dataset: Any, cfg: TaskConfig, split: str) -> list[Example]:
+def _examples(dataset: Any, cfg: ReasoningGymTask, split: str) -> list[Example]:
     out = []
     for i in range(len(dataset)):
         entry = dataset[i]
@@ -70,7 +71,7 @@ def _examples(dataset: Any, cfg: TaskConfig, split: str) -> list[Example]:
     return out
 
 
-def make_reasoning_gym(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example], dict]:
+def make_reasoning_gym(cfg: ReasoningGymTask, seed: int) -> tuple[list[Example], list[Example], dict]:
     """(train, val, grader_spec). Deterministic in ``seed``; val and train share no question."""
     val = _examples(_create(cfg, cfg.val_size, 2 * seed), cfg, "val")
     train = _examples(_create(cfg, cfg.size or DEFAULT_TRAIN_SIZE, 2 * seed + 1), cfg, "train")

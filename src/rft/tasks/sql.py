@@ -25,7 +25,7 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from rft.config import TaskConfig
+from rft.config.tasks import SqlTask
 from rft.data import Example
 from rft.tasks.split import split_front, wanted
 
@@ -123,7 +123,7 @@ def _answerable(conn: sqlite3.Connection, gold_sql: str) -> bool:
     return bool(rows) and any(v is not None for row in rows for v in row)
 
 
-def make_sql(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example], dict]:
+def make_sql(cfg: SqlTask, seed: int) -> tuple[list[Example], list[Example], dict]:
     """(train, val, grader_spec). Deterministic in ``seed``; val and train share no question."""
     db = ensure_database()
     conn = sqlite3.connect(f"file:{urllib.parse.quote(str(db))}?mode=ro", uri=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 
-from rft.config import TaskConfig
+from rft.config.tasks import WordProblemsTask
 from rft.data import Example, assert_disjoint
 
 GRADER_SPEC = {"type": "math", "extract": "last_number"}
@@ -79,7 +79,7 @@ def _operands(digits: int) -> range:
     return range(0, 10) if digits == 1 else range(10 ** (digits - 1), 10**digits)
 
 
-def _pairs(cfg: TaskConfig, rng: random.Random) -> list[tuple[int, str, int]]:
+def _pairs(cfg: WordProblemsTask, rng: random.Random) -> list[tuple[int, str, int]]:
     """Every (a, op, b) of the configured operators, shuffled: a >= b for subtraction, and each sum
     once (a <= b; the story may tell the operands in either order), so that no split holds the
     commuted sum of another split's problem."""
@@ -108,7 +108,7 @@ def _example(i: int, kind: str, a: int, op: str, b: int, templates: tuple[tuple[
     )
 
 
-def _split_sizes(cfg: TaskConfig, available: int) -> tuple[int, int]:
+def _split_sizes(cfg: WordProblemsTask, available: int) -> tuple[int, int]:
     train = cfg.train_size or 2000
     if cfg.val_size * 2 + 1 > available:
         raise ValueError(f"data.task.val_size={cfg.val_size} leaves no training problems for word_problems "
@@ -117,7 +117,7 @@ def _split_sizes(cfg: TaskConfig, available: int) -> tuple[int, int]:
     return cfg.val_size, min(train, available - 2 * cfg.val_size)
 
 
-def _make_all(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example], list[Example]]:
+def _make_all(cfg: WordProblemsTask, seed: int) -> tuple[list[Example], list[Example], list[Example]]:
     rng = random.Random(seed)
     pairs = _pairs(cfg, rng)
     n_val, n_train = _split_sizes(cfg, len(pairs))
@@ -139,13 +139,13 @@ def _make_all(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example],
     return train, val, phrasings
 
 
-def make_word_problems(cfg: TaskConfig, seed: int) -> tuple[list[Example], list[Example], dict]:
+def make_word_problems(cfg: WordProblemsTask, seed: int) -> tuple[list[Example], list[Example], dict]:
     """(train, val, grader_spec): operand pairs disjoint between the splits, training phrasings only."""
     train, val, _ = _make_all(cfg, seed)
     return train, val, dict(GRADER_SPEC)
 
 
-def heldout_phrasings(cfg: TaskConfig, seed: int) -> list[Example]:
+def heldout_phrasings(cfg: WordProblemsTask, seed: int) -> list[Example]:
     """``val_size`` problems worded with :data:`HELDOUT_TEMPLATES`, on operand pairs that neither
     training nor validation use: the "phrased differently" check."""
     return _make_all(cfg, seed)[2]

@@ -18,6 +18,8 @@ from rft.envs.episodes import EpisodeRunner
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
 from rft.models.load import context_length, load_policy
+from rft.rollout.base import RolloutEngine
+from rft.rollout.engines import build_engine
 from rft.tasks import load_splits
 from rft.training.evaluate import encode_prompt
 from rft.training.optim import seed_everything
@@ -37,6 +39,13 @@ class Session:
 
     def pool(self) -> GraderPool:
         return GraderPool(self.grader_spec, self.cfg.grading.workers, self.cfg.grading.timeout_s)
+
+    def engine(self, model: Any = None) -> RolloutEngine:
+        """The sampling engine ``sampling.backend`` names, on the policy (or ``model``: a wrapped policy)."""
+        c = self.cfg
+        return build_engine(c.sampling.backend, model if model is not None else self.model, self.tokenizer,
+                            model_path=self.model_path, dtype=c.model.dtype, seed=c.seed,
+                            gpu_memory_utilization=c.sampling.vllm_gpu_memory_utilization)
 
     @property
     def eval_examples(self) -> list[Example]:

@@ -31,7 +31,6 @@ from rft.files import atomic_directory, atomic_write_text
 from rft.grpo.logprobs import build_token_batch, completion_logprobs
 from rft.models.lora import is_lora
 from rft.report.loggers import run_sinks
-from rft.rollout import TorchSampler
 from rft.training.evaluate import evaluate
 from rft.training.optim import make_optimizer, make_scheduler
 from rft.training.run_dir import RunDir
@@ -87,7 +86,7 @@ def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None)
     optimizer = make_optimizer(model, c.lr, c.weight_decay)
     scheduler = make_scheduler(optimizer, "constant", c.warmup_steps, c.steps)
     cursor = PromptCursor(len(s.train), cfg.seed + 1)
-    sampler, pool = TorchSampler(model, tok), s.pool()
+    sampler, pool = s.engine(model), s.pool()
 
     def check(step: int) -> dict[str, float]:
         res = evaluate(sampler, tok, pool, s.eval_examples, cfg.sampling.max_new_tokens, cfg.eval.batch_size,
