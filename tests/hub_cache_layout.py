@@ -25,3 +25,36 @@ def publish_to_hub_cache(cache, repo_id, source_dir, ref="main"):
     (repo / "refs").mkdir(exist_ok=True)
     (repo / "refs" / ref).write_text(commit)
     return commit
+
+
+DATASET_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def publish_to_datasets_cache(cache, repo_id, splits, config="default", commit=DATASET_COMMIT):
+    """Put ``splits`` ({split: [row dicts]}) into a Hugging Face *datasets* cache as ``load_dataset(repo_id,
+    config)`` leaves a hub dataset there once downloaded: ``ORG___NAME/<config>/0.0.0/<commit>/`` with
+    ``dataset_info.json`` and ``NAME-<split>.arrow``, written by the library's own builder (a dataset
+    builder of that repository id, prepared with ``download_and_prepare``). This is what ``datasets``
+    reads offline (``HF_HUB_OFFLINE=1``: ``load_dataset`` falls back to this cache; the hub cache's
+    ``datasets--ORG--NAME`` alone does not load offline). Returns the prepared directory."""
+    from pathlib import Path
+
+    import datasets
+    import pyarrow as pa
+
+    class HubRows(datasets.ArrowBasedBuilder):
+        BUILDER_CONFIGS = [datasets.BuilderConfig(name=config)]
+
+        def _info(self):
+            return datasets.DatasetInfo()
+
+        def _split_generators(self, dl_manager):
+            return [datasets.SplitGenerator(name=s, gen_kwargs={"rows": rows}) for s, rows in splits.items()]
+
+        def _generate_tables(self, rows):
+            yield 0, pa.Table.from_pylist(rows)
+
+    builder = HubRows(cache_dir=str(cache), dataset_name=repo_id.split("/")[-1], repo_id=repo_id,
+                      config_name=config, hash=commit)
+    builder.download_and_prepare()
+    return Path(builder.cache_dir)

@@ -33,8 +33,20 @@ def test_dataset_flag_is_a_task_or_a_file(tmp_path):
     cfg = load_config(None, flag_overrides("org/model", str(rows), "arithmetic", True, 7))
     assert (cfg.data.task, cfg.data.train_file, cfg.model.path, cfg.grpo.steps) == (None, str(rows), "org/model", 7)
     assert cfg.model.lora is not None and cfg.grader == {"type": "arithmetic"}
-    with pytest.raises(ConfigError, match="neither a built-in task"):
-        flag_overrides(None, "openai/gsm8k", None, False, None)
+    with pytest.raises(ConfigError, match="not a built-in task .* or a hub dataset name ORG/NAME"):
+        flag_overrides(None, "no such/../name", None, False, None)
+
+
+def test_dataset_flag_takes_a_hub_dataset_name_or_a_dataset_directory(tmp_path):
+    cfg = load_config(None, flag_overrides(None, "openai/gsm8k", None, False, None) + ["data.dataset.name=main"])
+    assert (cfg.data.task, cfg.data.train_file, cfg.data.dataset.path, cfg.data.dataset.name) == (
+        None, None, "openai/gsm8k", "main")
+    (tmp_path / "folder").mkdir()
+    assert load_config(None, flag_overrides(None, str(tmp_path / "folder"), None, False, None)).data.dataset.path == \
+        str(tmp_path / "folder")
+    back = load_config(None, flag_overrides(None, "openai/gsm8k", None, False, None)
+                       + flag_overrides(None, "arithmetic", None, False, None))  # the last --dataset wins
+    assert (back.data.task.name, back.data.dataset) == ("arithmetic", None)
 
 
 @pytest.mark.model

@@ -6,13 +6,14 @@ The flags become ``--set`` overrides (:func:`flag_overrides`) applied before the
 file and ``config.yaml`` in the run directory records what ran:
 
 - ``--model``: ``model.path`` (a local directory, a hub id ``ORG/NAME``, a preset or ``embedded``);
-- ``--dataset``: a built-in task name (``data.task.name``), else a data file or
-  ``save_to_disk`` directory (``data.train_file``; ``data.task`` cleared);
+- ``--dataset``: a built-in task name (``data.task.name``), else a data file (``data.train_file``),
+  else a local dataset directory or a hub dataset name ``ORG/NAME`` (``data.dataset.path``; its
+  field mapping, e.g. ``data.dataset.template``, comes from ``--set`` or the config file);
 - ``--grader``: a grader type (``math`` -> ``{type: math}``), ``file.py:function`` (a TRL reward
   function, ``{type: python, function: ...}``), a spec file or inline JSON (as ``rft grade``);
 - ``--lora``: ``model.lora`` with its defaults; ``--steps``: ``grpo.steps``.
 
-Not covered: hub dataset names (``ORG/NAME`` is refused with the fix: save it locally first), and
+Not covered: choosing a hub dataset's field mapping (``--set data.dataset.template='{question}'``), and
 choosing hyperparameters for the model (the config's defaults apply; the printed config shows them).
 """
 
@@ -34,7 +35,8 @@ from rft.config.graders import parse_spec
 def add_start_flags(p: argparse.ArgumentParser) -> None:
     """The one-line flags, on ``rft train`` and ``rft init-config``."""
     p.add_argument("--model", help="model.path: a local directory, a hub id ORG/NAME, a preset or 'embedded'")
-    p.add_argument("--dataset", help="a built-in task name (arithmetic, word_problems, sql, ...) or a data file")
+    p.add_argument("--dataset", help="a built-in task name (arithmetic, word_problems, sql, ...), a data file, a "
+                   "dataset directory or a hub dataset name ORG/NAME (data.dataset)")
     p.add_argument("--grader", help="a grader type (math), file.py:function (a TRL reward), a spec file or JSON")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (model.lora with its defaults)")
     p.add_argument("--steps", type=int, help="grpo.steps")
@@ -83,20 +85,11 @@ def grader_spec(text: str) -> dict[str, Any]:
 def flag_overrides(model: str | None, dataset: str | None, grader: str | None, lora: bool,
                    steps: int | None) -> list[str]:
     """The ``--set`` overrides the one-line flags stand for (empty when none is given)."""
-    from rft.tasks import TASKS
-
     sets = []
     if model is not None:
         sets.append(f"model.path={json.dumps(model)}")
     if dataset is not None:
-        if dataset in TASKS:
-            sets += [f"data.task.name={dataset}", "data.train_file=null"]
-        elif Path(dataset).expanduser().exists():
-            sets += ["data.task=null", f"data.train_file={json.dumps(dataset)}"]
-        else:
-            raise ConfigError(f"--dataset {dataset!r}: neither a built-in task ({', '.join(sorted(TASKS))}) nor an "
-                              "existing file or directory; give a .jsonl/.json/.parquet/.csv file (a hub dataset: "
-                              "save it first with datasets' load_dataset(...).save_to_disk(DIR))")
+        sets += _dataset_overrides(dataset)
     if grader is not None:
         sets.append(f"grader={json.dumps(grader_spec(grader))}")
     if lora:
@@ -104,6 +97,26 @@ def flag_overrides(model: str | None, dataset: str | None, grader: str | None, l
     if steps is not None:
         sets.append(f"grpo.steps={steps}")
     return sets
+
+
+def _dataset_overrides(dataset: str) -> list[str]:
+    """``--dataset``: a task, a data file, or (``data.dataset``) a local directory or hub dataset name."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from rft.tasks import TASKS
+
+    local = Path(dataset).expanduser()
+    if dataset in TASKS:
+        return [f"data.task.name={dataset}", "data.train_file=null", "data.dataset=null"]
+    if local.is_file():
+        return ["data.task=null", "data.dataset=null", f"data.train_file={json.dumps(dataset)}"]
+    try:
+        if not local.is_dir():
+            validate_repo_id(dataset)
+    except HFValidationError:
+        raise ConfigError(f"--dataset {dataset!r}: not a built-in task ({', '.join(sorted(TASKS))}), an existing "
+                          "file or directory, or a hub dataset name ORG/NAME; check the spelling") from None
+    return ["data.task=null", "data.train_file=null", f"data.dataset.path={json.dumps(dataset)}"]
 
 
 def _commented(model: BaseModel, indent: int, lines: list[str]) -> None:

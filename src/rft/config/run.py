@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from rft.config.base import ConfigError, Strict
+from rft.config.datasets import DatasetConfig
 from rft.config.environments import ENVIRONMENT_KINDS, EnvironmentConfig, SingleTurn
 from rft.config.graders import parse_spec
 from rft.config.kinds import located, other_kinds_field
@@ -67,12 +68,18 @@ class DataConfig(Strict):
     val_file: str | None = Field(
         None, description="held-out examples in the same formats; default: val_size rows split off train_file"
     )
-    val_size: int = Field(200, ge=1, description="held out from train_file when there is no val_file")
+    dataset: DatasetConfig | None = Field(None, description="a hub dataset by name, or a local dataset, with a "
+                                          "field mapping (needs rft[datasets]); or give task or train_file")
+    val_size: int = Field(200, ge=1, description="held out from train_file (or data.dataset without val_split) "
+                          "when there is no val_file")
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
-        if (self.task is None) == (self.train_file is None):
-            raise ValueError("give exactly one of data.task (a built-in task) or data.train_file (a JSONL file)")
+        if sum(s is not None for s in (self.task, self.train_file, self.dataset)) != 1:
+            raise ValueError("give exactly one of data.task (a built-in task), data.train_file (a JSONL file) or "
+                             "data.dataset (a hub or local dataset)")
+        if self.dataset is not None and self.val_file is not None:
+            raise ValueError("data.val_file goes with data.train_file; for data.dataset use data.dataset.val_split")
         return self
 
 

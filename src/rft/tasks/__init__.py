@@ -4,7 +4,8 @@
 task is built; without the package the task is a config error that names the extra to install.
 
 :func:`load_splits` is where a config's ``data`` section becomes examples: a built-in task from
-here, or data files read by :mod:`rft.data` (which sits below the tasks and knows none of them)."""
+here, data files read by :mod:`rft.data` (which sits below the tasks and knows none of them), or a
+hub or local dataset with a field mapping (``data.dataset``, :mod:`rft.tasks.hub_dataset`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rft.config import DataConfig
 from rft.data import Example, assert_disjoint, read_dataset, split_examples
 from rft.tasks.arithmetic import make_arithmetic
 from rft.tasks.code_adapter import make_code
+from rft.tasks.hub_dataset import load_dataset_splits
 from rft.tasks.humaneval import make_humaneval
 from rft.tasks.humaneval import notes as humaneval_notes
 from rft.tasks.json_extract import make_json
@@ -39,13 +41,17 @@ NOTES: dict[str, Callable[[], list[str]]] = {"humaneval": humaneval_notes}
 
 
 def load_splits(data_cfg: DataConfig, seed: int) -> tuple[list[Example], list[Example], dict[str, Any] | None]:
-    """(train, val, the task's grader spec or None) from a built-in task or data files."""
+    """(train, val, the task's grader spec or None) from a built-in task, data files or ``data.dataset``."""
     if data_cfg.task is not None:
         return TASKS[data_cfg.task.name](data_cfg.task, seed)
-    train = read_dataset(data_cfg.train_file)
-    if data_cfg.val_file is not None:
-        val = read_dataset(data_cfg.val_file)
+    if data_cfg.dataset is not None:
+        train, val = load_dataset_splits(data_cfg.dataset, data_cfg.val_size, seed)
     else:
-        train, val = split_examples(train, data_cfg.val_size, seed)
+        assert data_cfg.train_file is not None  # DataConfig: exactly one source
+        train = read_dataset(data_cfg.train_file)
+        if data_cfg.val_file is not None:
+            val = read_dataset(data_cfg.val_file)
+        else:
+            train, val = split_examples(train, data_cfg.val_size, seed)
     assert_disjoint(train, val)
     return train, val, None
