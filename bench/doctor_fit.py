@@ -5,11 +5,11 @@
 For each config, two fresh processes, one after the other:
 
 1. **predict**: :func:`rft.doctor.check_memory` (the estimate, before any model loads) and
-   :func:`rft.doctor.check_cost` (doctor's two-step probe: the second step's seconds);
+   :func:`rft.doctor.check_cost` (doctor's three-step probe: the faster of steps 2 and 3);
 2. **measure**: imports the trainer (torch, transformers, rft), reads its resident memory (VmRSS),
    then trains the same config for ``--steps`` steps with its validations (before step 1 and after
    the last) in a throwaway run directory; measured peak = ``ru_maxrss`` at the end minus the RSS
-   before loading, measured step time = the mean ``step_s`` of steps 2.. (step 1 pays warm-up).
+   before loading, measured step time = the median ``step_s`` of steps 2.. (step 1 pays warm-up).
 
 Configs: ``tiny`` the demo config (src/rft/configs/demo.yaml, the embedded model as created, no
 SFT), ``lora`` src/rft/configs/demo_smollm2.yaml (SmolLM2-135M, bf16, LoRA r=16 all-linear),
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,11 +87,10 @@ def compare(name: str, extra: list[str], steps: int, tmp: str) -> dict:
     pred = run(PREDICT, path, json.dumps(over), tmp)
     meas = run(MEASURE, path, json.dumps(over), tmp, str(steps))
     m, c = pred["memory"], pred["cost"]
-    later = meas["step_s"][1:]
-    step_meas = sum(later) / len(later)
+    step_meas = statistics.median(meas["step_s"][1:])  # a slow step on a shared machine moves a mean
     return {"config": name, "pred_peak_gib": m["peak_gib"], "meas_growth_gib": meas["growth_gib"],
-            "mem_ratio": m["peak_gib"] / meas["growth_gib"], "pred_step_s": c["step_s"][-1],
-            "meas_step_s": step_meas, "time_ratio": c["step_s"][-1] / step_meas,
+            "mem_ratio": m["peak_gib"] / meas["growth_gib"], "pred_step_s": c["probe_step_s"],
+            "meas_step_s": step_meas, "time_ratio": c["probe_step_s"] / step_meas,
             "pred_parts": {k: round(v, 3) for k, v in m.items() if k.endswith("_gib")},
             "prompt_tokens": m["prompt_tokens"], "memory_line": pred["memory_summary"],
             "cost_line": pred["cost_summary"], "meas": meas}
@@ -107,7 +107,7 @@ def main() -> None:
             rows.append(compare(name, [], args.steps, tmp))
         print(json.dumps(rows[-1]), flush=True)
     print("\n| config | predicted peak | measured peak RSS growth | pred/meas | predicted step (probe) | measured step "
-          "(mean of steps 2..) | pred/meas |")
+          "(median of steps 2..) | pred/meas |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['config']} | {r['pred_peak_gib']:.3f} GiB | {r['meas_growth_gib']:.3f} GiB | {r['mem_ratio']:.2f} | "
