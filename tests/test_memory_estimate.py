@@ -116,10 +116,11 @@ def test_doctor_blocks_before_loading_when_the_prediction_exceeds_the_device(tmp
     assert [checks[n]["verdict"] for n in ("load", "grader", "baseline", "cost")] == ["skip"] * 4
 
 
-def test_doctor_predicts_the_tiny_demo_configs_peak_and_step_time(tmp_path):
-    """The prediction against a measurement made here, in fresh processes (bench/doctor_fit.py's
-    own): peak RSS growth within 25 %, step time (doctor's probe, the faster of steps 2-3, vs the median of steps 2..8
-    of a real run) within 30 %. Both sides run on this machine, so a slower CPU scales both."""
+@pytest.fixture(scope="module")
+def tiny_fit(tmp_path_factory):
+    """doctor's prediction for the tiny demo config and a measurement of it made here, in fresh
+    processes (bench/doctor_fit.py's own): predicted peak vs the peak RSS growth of an 8-step run,
+    the probe's step time (the faster of steps 2-3) vs the median of steps 2..8."""
     import importlib.util
     from pathlib import Path
 
@@ -127,7 +128,16 @@ def test_doctor_predicts_the_tiny_demo_configs_peak_and_step_time(tmp_path):
     spec = importlib.util.spec_from_file_location("doctor_fit", bench)
     fit = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fit)
-    row = fit.compare("tiny", [], steps=8, tmp=str(tmp_path))
-    row.pop("meas_phases", None)
-    assert 0.75 <= row["mem_ratio"] <= 1.25, json.dumps(row)
-    assert 0.7 <= row["time_ratio"] <= 1.3, json.dumps(row)
+    return fit.compare("tiny", [], steps=8, tmp=str(tmp_path_factory.mktemp("fit")))
+
+
+def test_doctor_predicts_the_tiny_demo_configs_peak_within_25_percent(tiny_fit):
+    assert 0.75 <= tiny_fit["mem_ratio"] <= 1.25, json.dumps(tiny_fit)
+
+
+@pytest.mark.slow
+def test_doctor_predicts_the_tiny_demo_configs_step_time_within_30_percent(tiny_fit):
+    """Slow-marked because it is a timing: the tiny config's steps take 65-90 ms, and on the shared
+    2-core machine one process's steps ran up to 40 % faster than another's running the same config
+    (BENCHMARKS.md, "rft doctor: predicted vs measured"); bench/doctor_fit.py is the check."""
+    assert 0.7 <= tiny_fit["time_ratio"] <= 1.3, json.dumps(tiny_fit)
