@@ -22,8 +22,9 @@ checks, each line with a verdict ``ok`` / ``warn`` / ``block`` / ``skip``:
 - **cost**: three real GRPO steps (``rft.grpo.train.train`` with ``grpo.steps=3`` in a temporary run
   directory that is deleted afterwards): seconds and completion tokens per step, scaled to the
   configured steps plus the validations (timed on the baseline's greedy pass), the faster of steps
-  2-3 taken and split into rollout, reference and update seconds, the price when ``model.price_per_hour`` is set, and
-  peak memory (process ``ru_maxrss``; ``torch.cuda.max_memory_allocated`` on a GPU).
+  2-3 taken and split into rollout, reference and update seconds, the price when
+  ``model.price_per_hour`` is set, and peak memory (process ``ru_maxrss``;
+  ``torch.cuda.max_memory_allocated`` on a GPU).
 
 The overall verdict is the worst line; ``doctor.json`` (atomic) records every line in the run
 directory, which holds nothing else, so training can still start there. Not covered: the time of
@@ -280,7 +281,7 @@ def check_cost(cfg: Config, greedy_s_per_example: float, n_val: int) -> Check:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     g, G = cfg.grpo, cfg.sampling.num_generations
-    probe = min(steps[1:], key=lambda r: r["step_s"])
+    probe = min(steps[1:] or steps, key=lambda r: r["step_s"])  # a run stopped after 1 step: that one
     step_s = probe["step_s"]
     tokens = probe["completion_len_mean"] * g.prompts_per_step * G
     val_s = greedy_s_per_example * n_val * (g.steps // cfg.eval.every + 1)
