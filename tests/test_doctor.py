@@ -72,17 +72,21 @@ def _write_cfg(tmp_path, model_dir, **over):
 
 
 def test_untrained_model_blocks_with_nothing_to_amplify_and_leaves_only_doctor_json(tmp_path, tiny_model_dir):
-    cfg, run_dir = _write_cfg(tmp_path, tiny_model_dir)
+    cfg, run_dir = _write_cfg(tmp_path, tiny_model_dir, model={"path": str(tiny_model_dir), "price_per_hour": 3.0})
     before = set(Path(tempfile.gettempdir()).glob("rft-doctor-*"))
     assert main(["doctor", str(cfg), "--n", "4", "--quiet"]) == 1
     assert [p.name for p in run_dir.iterdir()] == ["doctor.json"]
     report = json.loads((run_dir / "doctor.json").read_text())
     verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
     assert report["verdict"] == "block"
-    assert verdicts == {"data": "ok", "load": "ok", "grader": "ok", "baseline": "block", "cost": "ok"}
+    assert verdicts == {"data": "ok", "memory": "ok", "load": "ok", "grader": "ok", "baseline": "block", "cost": "ok"}
     cost = next(c for c in report["checks"] if c["name"] == "cost")["values"]
-    assert len(cost["step_s"]) == 2 and cost["estimated_total_s"] > 0 and cost["peak_rss_gib"] > 0
+    assert len(cost["step_s"]) == 3 and cost["estimated_total_s"] > 0 and cost["peak_rss_gib"] > 0
     assert cost["completion_tokens_per_step"] > 0
+    assert all(cost[f"{p}_s"] >= 0 for p in ("rollout", "ref_logprobs", "update")) and cost["update_s"] > 0
+    assert cost["estimated_cost"] == pytest.approx(cost["estimated_total_s"] / 3600 * 3.0)
+    memory = next(c for c in report["checks"] if c["name"] == "memory")["values"]
+    assert 0 < memory["weights_gib"] < memory["peak_gib"] < memory["available_gib"]
     assert set(Path(tempfile.gettempdir()).glob("rft-doctor-*")) == before, "the trial run must be deleted"
 
 

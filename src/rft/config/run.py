@@ -49,6 +49,7 @@ class ModelConfig(Strict):
     )
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'")
     lora: LoRAConfig | None = Field(None, description="train LoRA adapters instead of all weights; null: full fine-tuning")
+    price_per_hour: float | None = Field(None, ge=0.0, description="price of one device-hour; `rft doctor` prices the run")
 
     @field_validator("lora")
     @classmethod
