@@ -78,6 +78,16 @@ def test_a_gain_the_control_does_not_share_is_the_graders(tmp_path):
     assert a.moved == {"val/pass@1": (0.0, 0.1)}  # what did not move is not listed
 
 
+def test_a_control_that_loses_ground_leaves_the_whole_gain_to_the_grader(tmp_path):
+    """Not 'explains 97.6 of 66.6 points' (the tiny demo's controls fell below their warm start)."""
+    real = _run(tmp_path / "real", "none", [True] * 10 + [False] * 30, [True] * 35 + [False] * 5)
+    ctrl = _run(tmp_path / "ctrl", "shuffled", [True] * 10 + [False] * 30, [False] * 40)
+    a = attribute(real, ctrl)
+    assert (a.real_gain, a.control_gain, a.diff) == (62.5, -25.0, 87.5)
+    assert a.verdict.startswith("the grader explains all +62.5 points of the real gain: the shuffled control "
+                                "moved -25.0 (real minus control +87.5, 95% CI")
+
+
 def test_equal_gains_are_not_distinguishable_and_identical_outcomes_have_a_zero_interval(tmp_path):
     real = _run(tmp_path / "real", "none", [False] * 40, [True] * 20 + [False] * 20)
     same = _run(tmp_path / "same", "random", [False] * 40, [True] * 20 + [False] * 20)

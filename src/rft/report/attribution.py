@@ -41,6 +41,9 @@ class Attribution:
     @property
     def verdict(self) -> str:
         interval = f"95% CI {self.low:+.1f} to {self.high:+.1f}"
+        if self.low > 0 and self.control_gain <= 0:  # the control lost ground: no share of the gain is the optimizer's
+            return (f"the grader explains all {self.real_gain:+.1f} points of the real gain: the {self.control} "
+                    f"control moved {self.control_gain:+.1f} (real minus control {self.diff:+.1f}, {interval})")
         if self.low > 0:
             return (f"the grader explains {self.diff:.1f} of {self.real_gain:.1f} points ({interval}); "
                     f"the {self.control} control gained {self.control_gain:+.1f}")
