@@ -247,3 +247,19 @@ def test_the_cli_names_the_missing_mapping_in_one_line_with_status_2(gsm8k, tmp_
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "no 'prompt' or 'messages' column (columns: question, answer); set data.dataset.template" in err
+
+
+def test_without_the_datasets_package_the_error_is_one_line_naming_the_extra(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_datasets(name, *args, **kwargs):
+        if name == "datasets":
+            raise ImportError("no datasets")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_datasets)
+    with pytest.raises(DataError) as e:
+        splits(path="openai/gsm8k", name="main")
+    assert "\n" not in str(e.value) and "pip install 'rft[datasets]'" in str(e.value)
