@@ -90,15 +90,18 @@ def start_server(model: str, device: str = "auto", threads: int | None = None) -
     reader.start()
     reader.join(STARTUP_TIMEOUT_S)
     try:
-        port = int(json.loads(line[0])["port"]) if line and line[0] else None
-    except (ValueError, KeyError, TypeError):
-        port = None
-    if port is None:
+        said = json.loads(line[0]) if line and line[0] else {}
+    except ValueError:
+        said = {}
+    port = said.get("port") if isinstance(said, dict) else None
+    if not isinstance(port, int):
         stop_server(proc)
         log.seek(0)
-        tail = log.read()[-500:].strip()
-        raise LocalJudgeError(f"the local judge {model!r} did not start within {STARTUP_TIMEOUT_S:g}s: "
-                              f"{tail or 'no output'}; check judge.model (any model.path rft loads)")
+        why = said.get("error") if isinstance(said, dict) and said.get("error") else (
+            log.read()[-300:].strip() or f"no port within {STARTUP_TIMEOUT_S:g}s")
+        log.close()
+        raise LocalJudgeError(f"the local judge {model!r} did not start: {why}; check judge.model (any model.path "
+                              "rft loads)")
     log.close()
     return proc, f"http://127.0.0.1:{port}/v1"
 

@@ -214,12 +214,17 @@ def make_handler(generator: Generator, model_name: str, context: int) -> type[Ba
 
 
 def serve(model_path: str, device: str = "auto", max_batch: int = 16, port: int = 0) -> None:
-    """Load the model, print ``{"port": N}``, serve on 127.0.0.1 until stdin closes."""
+    """Load the model, print ``{"port": N}`` (or ``{"error": ...}`` and exit 1), serve on 127.0.0.1 until
+    stdin closes."""
     from rft.models.load import context_length, load_model, load_tokenizer, resolve_model_path
 
-    resolved = resolve_model_path(model_path)
-    tokenizer = load_tokenizer(resolved)
-    model = load_model(resolved, "float32", device)
+    try:
+        resolved = resolve_model_path(model_path)
+        tokenizer = load_tokenizer(resolved)
+        model = load_model(resolved, "float32", device)
+    except Exception as e:  # noqa: BLE001 - told to the process that started this server, in one line
+        print(json.dumps({"error": f"{type(e).__name__}: {e}"[:500]}), flush=True)
+        raise SystemExit(1) from None
     server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(Generator(model, tokenizer, max_batch), model_path,
                                                                    context_length(model)))
     server.daemon_threads = True
