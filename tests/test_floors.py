@@ -20,7 +20,7 @@ import rft
 # Lowest floor first. A module belongs to the floor of the longest prefix that names it (``rft``
 # names the package's own ``__init__`` only).
 FLOORS: list[tuple[str, list[str]]] = [
-    ("base", ["rft.config", "rft.environment_config", "rft.grader_spec_errors", "rft.grader_specs", "rft.grader_fields", "rft.grader_syntax", "rft.console", "rft.files", "rft.runs",
+    ("base", ["rft.config", "rft.environment_config", "rft.grader_spec_errors", "rft.grader_specs", "rft.judge_specs", "rft.grader_fields", "rft.grader_syntax", "rft.console", "rft.files", "rft.runs",
               "rft.optim", "rft.checkpoint", "rft.user_code"]),
     ("data", ["rft.data"]),
     ("parts", ["rft.tasks", "rft.models", "rft.rollout", "rft.graders", "rft.safety", "rft.distributed",

@@ -20,6 +20,10 @@ the completion. The attacks:
   chained after the right query);
 - ``json_schema``: the reference padded with an extra field, with a required field missing, empty
   containers, the reference twice, prose around it;
+- ``score_model`` / ``label_model`` (the judge family, :mod:`rft.graders.judge_attacks`): completions
+  that address the judge, quote its rubric back, forge the end of the completion and a judge turn;
+  and, without grading anything, :attr:`AuditResult.findings`: judge messages that put the completion
+  where it can be read as instructions (not delimited, no instruction to treat it as data);
 - ``reasoning_gym``: garbage in the answer tag, a wrong and the right tag, a wrong and the right
   answer in one tag, the right answer among its neighbours inside the tag, the right answer in a sentence (``chatty``), and
   ``executes_answer``: an answer that creates a marker file if a scorer evaluates it as Python (a
@@ -43,10 +47,11 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from rft.data import Example
+from rft.graders.judge_attacks import judge_attacks, judge_findings
 from rft.graders.pool import GraderPool
 
 GOLD_FIELDS = ("solution", "answer", "reference", "expected")
@@ -73,6 +78,7 @@ class AuditResult:
     tried: dict[str, int]  # attack name -> completions graded
     by_attack: dict[str, int]  # attack name -> holes
     zero_bar: int = 0  # examples of a ZERO_BAR family, held to a bar of 0 instead of the threshold
+    findings: list[str] = field(default_factory=list)  # judge specs that let the completion read as instructions
 
 
 def gold_answer(example: Example) -> str | None:
@@ -250,7 +256,7 @@ def attacks_for(example: Example, spec: dict[str, Any]) -> list[Attack]:
     for f in dict.fromkeys(fams):
         if f in FAMILY_ATTACKS:
             out += FAMILY_ATTACKS[f](example, gold)
-    return out
+    return out + judge_attacks(example, gold, example.grader or spec)
 
 
 AUDIT_CHUNK = 256  # attacks graded per pool call: the progress bar's granularity
@@ -281,7 +287,9 @@ def audit(spec: dict[str, Any], examples: list[Example], threshold: float = 0.5,
     for _, name, _ in pairs:
         tried[name] = tried.get(name, 0) + 1
     by_attack = {name: sum(h.attack == name for h in holes) for name in tried}
-    return AuditResult(holes, len(pairs), len(examples), tried, by_attack, len(zero))
+    specs = {json.dumps(s, sort_keys=True, default=str): s for s in [spec, *(e.grader for e in examples if e.grader)]}
+    findings = [f for s in specs.values() for f in judge_findings(s)]
+    return AuditResult(holes, len(pairs), len(examples), tried, by_attack, len(zero), findings)
 
 
 
@@ -299,6 +307,8 @@ def print_audit(console: Any, result: AuditResult, threshold: float, shown: int 
         holes = result.by_attack.get(name, 0)
         table.add_row(name, str(tried), f"[bold red]{holes}[/]" if holes else "0")
     console.print(table)
+    for f in result.findings:
+        console.print(f"[bold yellow]judge spec[/] {escape(f)}")
     for h in result.holes[:shown]:
         console.print(f"[bold red]hole[/] {escape(h.attack)} on {escape(h.example_id)}: score {h.score:.2f} "
                       f"({escape(h.reason[:100])}); completion {escape(repr(h.completion[:120]))}")
@@ -308,7 +318,8 @@ def print_audit(console: Any, result: AuditResult, threshold: float, shown: int 
 
 def audit_command(grader: str, data: str, threshold: float = 0.5, limit: int | None = None, workers: int = -1,
                   out: str | None = None, quiet: bool = False) -> int:
-    """``rft audit``: exit 1 when a hole is found, 0 when none, 2 (raised) for bad input."""
+    """``rft audit``: exit 1 when a hole is found or a judge spec is flagged, 0 when neither, 2 (raised) for bad
+    input."""
     from pathlib import Path
 
     from rft.console import Console
@@ -329,5 +340,6 @@ def audit_command(grader: str, data: str, threshold: float = 0.5, limit: int | N
     print_audit(console, result, threshold)
     if out:
         atomic_write_text(Path(out), "".join(json.dumps(h.to_json()) + "\n" for h in result.holes))
-    print(f"audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks")
-    return 1 if result.holes else 0
+    print(f"audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks"
+          + (f"; {len(result.findings)} judge spec finding(s)" if result.findings else ""))
+    return 1 if result.holes or result.findings else 0

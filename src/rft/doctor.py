@@ -48,6 +48,7 @@ from rft.data import DataError, Example
 from rft.evaluate import evaluate, sampled_pass_at_k
 from rft.grader_specs import FREE_TEXT_MODES, parse_spec
 from rft.graders.base import SpecError
+from rft.graders.judge_doctor import judge_report
 from rft.models.load import ModelError
 from rft.rollout import SamplingParams, TorchSampler
 from rft.files import atomic_write_text
@@ -295,7 +296,8 @@ def doctor(cfg: Config, n: int = 32, k: int | None = None, console: Console | No
         if checks[-1].verdict != "block":
             with s.pool() as pool:
                 grader, baseline, timing = check_baseline(s, pool, n, k)
-            checks += [grader, baseline]
+                judges = judge_report(s.grader_spec, pool, s.val, cfg.grpo.prompts_per_step * cfg.sampling.num_generations)
+            checks += [grader, baseline] + [Check("judge", *r) for r in judges]
             del s  # free the model before the trial steps load their own
             gc.collect()
             bar.update(1, now="cost: timing 2 GRPO steps")

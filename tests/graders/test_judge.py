@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -19,6 +17,8 @@ from rft.graders.judge import JudgeGrader, parse_label, parse_score
 from rft.graders.judge_client import ChatClient, JudgeError
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
+
+from judge_stub import Stub
 
 # OpenAI's graders guide, verbatim (developers.openai.com/api/docs/guides/graders): the score model
 # grader's example and the label model grader's.
@@ -52,58 +52,6 @@ ROW = Example(id="r", prompt="q", fields={"reference_answer": "Paris", "response
 
 def judged(spec: dict, url: str, **judge) -> dict:
     return {**spec, "judge": {"base_url": url, **judge}}
-
-
-class Stub:
-    """A loopback chat-completions server whose replies the test scripts: each request pops the next
-    action -- a reply text, ("status", code), ("sleep", s), or "drop" (close the socket, no reply)."""
-
-    def __init__(self, actions: list) -> None:
-        self.actions, self.requests, self.in_flight, self.most = list(actions), [], 0, 0
-        self.lock = threading.Lock()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with stub.lock:
-                    stub.requests.append((body, dict(self.headers)))
-                    action = stub.actions.pop(0) if len(stub.actions) > 1 else stub.actions[0]
-                    stub.in_flight += 1
-                    stub.most = max(stub.most, stub.in_flight)
-                try:
-                    if action == "drop":
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                        self.close_connection = True
-                        return
-                    if isinstance(action, tuple) and action[0] == "sleep":
-                        time.sleep(action[1])
-                        action = "0"
-                    status, text = (action[1], "") if isinstance(action, tuple) else (200, action)
-                    doc = {"choices": [{"message": {"role": "assistant", "content": text}}],
-                           "usage": {"prompt_tokens": 11, "completion_tokens": 2}} if status == 200 else {"error": "x"}
-                    data = json.dumps(doc).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                finally:
-                    with stub.lock:
-                        stub.in_flight -= 1
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -287,3 +235,28 @@ def test_a_message_too_long_is_not_sent(stub):
     s = stub("1")
     grade = build(judged(SCORE_MODEL, s.url))("x" * 300_000, ROW)
     assert grade.details["error"] == "JudgeInputTooLong" and not s.requests
+
+
+# -- rft doctor's judge check ----------------------------------------------------------------------
+class _Pool:
+    def resolve(self, spec):
+        return spec
+
+
+def test_the_doctor_flags_a_judge_that_answers_the_same_messages_differently(stub):
+    from rft.graders.judge_doctor import judge_report
+
+    rows = [Example(id=str(i), prompt="q", fields={"reference_answer": "x"}) for i in range(2)]
+    flaky = stub("1", "0", "1", "0")
+    ((verdict, summary, advice, values),) = judge_report(judged(SCORE_MODEL, flaky.url), _Pool(), rows, 16)
+    assert verdict == "warn" and "not deterministic: 2 of 2" in summary and "temperature" in advice
+    assert len(flaky.requests) == 4  # each completion judged twice, the cache bypassed
+    steady = stub("1")
+    ((verdict, summary, _, values),) = judge_report(judged(SCORE_MODEL, steady.url), _Pool(), rows, 16)
+    assert verdict == "ok" and values["judge_s_per_step"] == pytest.approx(values["request_s"] * 16)
+
+
+def test_the_doctor_has_no_judge_check_without_a_model_grader():
+    from rft.graders.judge_doctor import judge_report
+
+    assert judge_report({"type": "math"}, _Pool(), [ROW], 16) == []

@@ -136,6 +136,10 @@ class GraderPool:
             self._specs[key] = resolved
         return key
 
+    def resolve(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``spec`` with its local judges pointed at the servers this pool runs (rft.graders.judge_servers)."""
+        return self._judges.resolve(spec)
+
     def _timeout_for(self, key: str) -> float:
         own = getattr(self._graders[key], "timeout_s", None)
         return min(self.timeout_s, own + SLACK_S) if own else self.timeout_s
