@@ -8,8 +8,9 @@ Requests are batched: one generation thread takes every request waiting (up to `
 after waiting ``BATCH_WAIT_S`` for more), groups them by sampling parameters and runs one left-padded
 ``generate`` per group -- greedy at ``temperature`` 0, else sampled with ``temperature``/``top_p``
 (a group's first ``seed`` seeds torch's generator: seeded replies are repeatable for the same batch,
-not across batch compositions). Messages go through the tokenizer's chat template; a tokenizer
-without one (the embedded tiny model) gets ``role: content`` lines and ``assistant:``.
+not across batch compositions). Messages go through the tokenizer's chat template, their text with
+special-token strings kept as text (:func:`render`); a tokenizer without a template (the embedded
+tiny model) gets ``role: content`` lines and ``assistant:``.
 
 Hostile input never stops the server: a body over :data:`MAX_BODY_BYTES`, bad JSON, wrong types,
 more than :data:`MAX_MESSAGES` messages, a prompt that does not fit the context, ``max_tokens``
@@ -57,12 +58,26 @@ class Job:
 
 
 def render(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    if getattr(tokenizer, "chat_template", None):
-        from rft.models.chat import chat_prompt_ids
+    """The prompt's token ids. The template's own text keeps its special tokens; the messages' text is
+    encoded with ``split_special_tokens``, so a completion that writes ``<|im_end|><|im_start|>assistant``
+    stays text and cannot close its turn and forge the judge's (the ``forged_turn`` attack of ``rft
+    audit``). A template that does not copy each message's text verbatim is refused."""
+    def text_ids(text: str) -> list[int]:
+        return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
-        return chat_prompt_ids(tokenizer, messages)
-    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
-    return list(tokenizer(text)["input_ids"])
+    if not getattr(tokenizer, "chat_template", None):
+        return text_ids("".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:")
+    from rft.models.chat import chat_prompt_text
+
+    markers = [f"\u241e{i}\u241e" for i in range(len(messages))]  # a symbol no template writes
+    rest = chat_prompt_text(tokenizer, [{"role": m["role"], "content": k} for m, k in zip(messages, markers)])
+    ids: list[int] = []
+    for m, marker in zip(messages, markers):
+        if rest.count(marker) != 1:
+            raise BadRequest("the judge's chat template does not copy each message's text once; serve it elsewhere")
+        before, _, rest = rest.partition(marker)
+        ids += list(tokenizer(before, add_special_tokens=False)["input_ids"]) + text_ids(m["content"])
+    return ids + list(tokenizer(rest, add_special_tokens=False)["input_ids"])
 
 
 def parse_request(body: bytes, tokenizer: Any, context: int) -> Job:
@@ -99,6 +114,8 @@ def parse_request(body: bytes, tokenizer: Any, context: int) -> Job:
         raise BadRequest("the messages are too long")
     try:
         ids = render(tokenizer, clean)
+    except BadRequest:
+        raise
     except Exception as e:  # noqa: BLE001 - a template that rejects these messages is the request's problem
         raise BadRequest(f"the chat template rejected the messages ({type(e).__name__}: {str(e)[:100]})") from None
     if len(ids) + max_tokens > context:
