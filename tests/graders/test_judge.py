@@ -10,15 +10,14 @@ import socket
 import threading
 
 import pytest
+from judge_stub import Stub
 
 from rft.data import Example
 from rft.grader_specs import SpecError, parse_spec
-from rft.graders.judge import JudgeGrader, parse_label, parse_score
-from rft.graders.judge_client import ChatClient, JudgeError
+from rft.graders.judge import parse_label, parse_score
+from rft.graders.judge_client import ChatClient
 from rft.graders.pool import GraderPool
 from rft.graders.registry import build
-
-from judge_stub import Stub
 
 # OpenAI's graders guide, verbatim (developers.openai.com/api/docs/guides/graders): the score model
 # grader's example and the label model grader's.
