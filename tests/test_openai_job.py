@@ -138,7 +138,10 @@ SECURITY_GRADER = {  # the multi grader of OpenAI's RFT guide: a score_model ter
 
 @pytest.mark.parametrize("change, sets, message", [
     (lambda b: b["method"]["reinforcement"].update(grader=SECURITY_GRADER), None,
-     "grader.graders.explanation: a score_model grader \\(gpt-4o-2024-08-06\\) asks an OpenAI model to score"),
+     "sub-grader 'explanation': score_model grader: model 'gpt-4o-2024-08-06' names no judge; .*judge: {model: .*"
+     "--set grader.judge.model=..."),
+    (lambda b: b["method"]["reinforcement"].update(grader={"type": "endpoint", "name": "e", "url": "https://x"}), None,
+     "a endpoint grader calls an HTTP endpoint"),
     (lambda b: b.update(method={"type": "supervised"}), None, "runs reinforcement jobs.*rft sft"),
     (lambda b: b.update(n_epoch=2), None, "unknown key\\(s\\) \\['n_epoch'\\]"),
     (lambda b: b["method"]["reinforcement"]["hyperparameters"].update(batch_size=0), None,
@@ -151,3 +154,76 @@ def test_what_cannot_run_here_is_refused_with_the_fix(tmp_path, change, sets, me
     change(body)
     with pytest.raises(ConfigError, match=message):
         plan_job(_job(tmp_path, body), sets if sets is not None else _local("embedded"))
+
+
+def test_a_model_graded_term_runs_once_its_openai_model_is_mapped_to_a_judge(tmp_path):
+    body = json.loads(json.dumps(DOCUMENTED))
+    body["method"]["reinforcement"]["grader"] = SECURITY_GRADER
+    sets = [*_local("embedded"), "grader.graders.explanation.judge.model=smollm2-135m-instruct"]
+    grader = plan_job(_job(tmp_path, body), sets).config.grader
+    assert grader["graders"]["explanation"]["judge"] == {"model": "smollm2-135m-instruct"}
+    assert grader["graders"]["explanation"]["model"] == "gpt-4o-2024-08-06"  # the job's own text, kept
+
+
+# The acceptance case of model graders (issue 27): a multi of a python grader and a score_model judge,
+# as an OpenAI job body writes it, trains here with the judge a local model rft serves, or a server at
+# a base_url (the same loopback server, started by the test).
+JUDGED = {
+    "type": "multi",
+    "graders": {
+        "exact": {"type": "python", "name": "exact",
+                  "source": "def grade(sample, item):\n    return float(sample['output_text'].strip() == item['label'])\n"},
+        "judge": {"type": "score_model", "name": "tone", "model": "gpt-4o-2024-08-06", "range": [0, 1],
+                  "input": [{"role": "system", "content": "Score 0 to 1 how well the answer names the sentiment. "
+                             "Reply with the number only."},
+                            {"role": "user", "content": "Expected: {{ item.label }}\n<answer>{{ sample.output_text }}"
+                             "</answer>"}]},
+    },
+    "calculate_output": "0.7 * exact + 0.3 * judge",
+}
+
+
+def _train_judged(tmp_path, model: str, judge: list[str], steps: int = 2) -> list[dict]:
+    body = json.loads(json.dumps(DOCUMENTED))
+    body["method"]["reinforcement"]["grader"] = JUDGED
+    sets = [*_local(model), f"output_dir={tmp_path}", f"grpo.steps={steps}", "grpo.prompts_per_step=2",
+            "sampling.num_generations=2", "eval.size=2", *SMALL, *judge]
+    assert main(["train", "--openai-job", _job(tmp_path, body), *sum((["--set", s] for s in sets), []), "--quiet"]) == 0
+    metrics = [json.loads(line) for line in (tmp_path / "openai-job" / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in metrics if r.get("type") == "train"]
+
+
+@pytest.mark.model
+def test_a_job_with_a_judge_trains_with_the_judge_a_local_model(tmp_path, chat_model):
+    train = _train_judged(tmp_path, chat_model, [f"grader.graders.judge.judge.model={chat_model}",
+                                                 "grader.graders.judge.judge.device=cpu"])
+    assert [r["step"] for r in train] == [1, 2]
+    assert train[-1]["grader/multi/judge_calls"] + train[-1]["grader/multi/judge_cached"] == 4  # 2 prompts x G=2
+    assert train[-1]["grader/multi/judge_failure_rate"] == 1.0  # the tiny judge's replies are no numbers: 0 each
+
+
+@pytest.mark.model
+def test_a_job_with_a_judge_trains_with_the_judge_at_a_base_url(tmp_path, chat_model):
+    from rft.graders.judge_servers import start_server, stop_server
+
+    proc, url = start_server(chat_model, "cpu", threads=1)  # the user's server: here rft's own, on the loopback
+    try:
+        train = _train_judged(tmp_path, chat_model, [f"grader.graders.judge.judge.base_url={url}"])
+    finally:
+        stop_server(proc)
+    assert [r["step"] for r in train] == [1, 2] and "grader/multi/judge_latency_ms" in train[-1]
+
+
+@pytest.mark.model
+def test_a_job_with_a_judge_trains_with_smollm2_as_the_judge(tmp_path, chat_model):
+    """The SmolLM2 preset judges (fetched and converted once into $RFT_CACHE; skipped when it cannot be).
+    12.6 s on this 2-core EPYC with the preset cached, under the ~20 s past which it would be marked slow."""
+    from rft.models.presets import PresetError, preset_model_dir
+
+    try:
+        preset_model_dir("smollm2-135m-instruct")
+    except PresetError as e:
+        pytest.skip(f"the SmolLM2 preset is not available here: {e}")
+    train = _train_judged(tmp_path, chat_model, ["grader.graders.judge.judge.model=smollm2-135m-instruct",
+                                                 "grader.graders.judge.judge.device=cpu"])
+    assert [r["step"] for r in train] == [1, 2] and train[-1]["grader/multi/judge_prompt_tokens"] > 0

@@ -31,6 +31,8 @@ def print_audit(console: Any, result: AuditResult, threshold: float, shown: int 
         holes = result.by_attack.get(name, 0)
         table.add_row(name, str(tried), f"[bold red]{holes}[/]" if holes else "0")
     console.print(table)
+    for f in result.findings:
+        console.print(f"[bold yellow]judge spec[/] {escape(f)}")
     for h in result.holes[:shown]:
         console.print(f"[bold red]hole[/] {escape(h.attack)} on {escape(h.example_id)}: score {h.score:.2f} "
                       f"({escape(h.reason[:100])}); completion {escape(repr(h.completion[:120]))}")
@@ -40,7 +42,8 @@ def print_audit(console: Any, result: AuditResult, threshold: float, shown: int 
 
 def audit_command(grader: str, data: str, threshold: float = 0.5, limit: int | None = None, workers: int = -1,
                   out: str | None = None, quiet: bool = False) -> int:
-    """``rft audit``: exit 1 when a hole is found, 0 when none, 2 (raised) for bad input."""
+    """``rft audit``: exit 1 when a hole is found or a judge spec is flagged, 0 when neither, 2 (raised) for bad
+    input."""
     from pathlib import Path
 
     from rft.commands.grade import InputError, load_spec
@@ -61,8 +64,9 @@ def audit_command(grader: str, data: str, threshold: float = 0.5, limit: int | N
     print_audit(console, result, threshold)
     if out:
         atomic_write_text(Path(out), "".join(json.dumps(h.to_json()) + "\n" for h in result.holes))
-    print(f"audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks")
-    return 1 if result.holes else 0
+    print(f"audit: {len(result.holes)} hole(s) in {result.attacks_run} attacks"
+          + (f"; {len(result.findings)} judge spec finding(s)" if result.findings else ""))
+    return 1 if result.holes or result.findings else 0
 
 
 def audit_config_command(config: str, overrides: list[str], threshold: float = 0.5, limit: int | None = None,
@@ -106,7 +110,7 @@ def audit_config_command(config: str, overrides: list[str], threshold: float = 0
     if out:
         atomic_write_text(Path(out), "".join(json.dumps(h.to_json()) + "\n" for h in holes))
     print(f"audit: {len(holes)} hole(s)")
-    return 1 if holes else 0
+    return 1 if holes or result.findings else 0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -56,6 +56,7 @@ from rft.config.graders import FREE_TEXT_MODES, parse_spec
 from rft.console import Console
 from rft.data import DataError, Example
 from rft.files import atomic_write_text
+from rft.graders.judge_doctor import judge_report
 from rft.models.load import ModelError
 from rft.rollout import SamplingParams
 from rft.tasks import load_splits
@@ -227,7 +228,16 @@ def check_baseline(s: Session, pool: Any, n: int, k: int) -> tuple[Check, Check,
 def check_memory(cfg: Config) -> Check:
     """The predicted peak memory of the run against the device's available memory, before loading."""
     from rft.models.load import load_tokenizer, resolve_model_path
-    from rft.models.memory import GIB, ShapeError, available_bytes, estimate, fitting_knobs, gib, model_shape, run_shape
+    from rft.models.memory import (
+        GIB,
+        ShapeError,
+        available_bytes,
+        estimate,
+        fitting_knobs,
+        gib,
+        model_shape,
+        run_shape,
+    )
 
     try:
         model_dir = resolve_model_path(cfg.model.path, cfg.model.revision)
@@ -264,7 +274,9 @@ def check_cost(cfg: Config, greedy_s_per_example: float, n_val: int) -> Check:
     """Three real GRPO steps in a throwaway run directory, scaled to the configured run: the faster of
     steps 2 and 3 is the step time (the first pays one-off warm-up; a single step is exposed to a
     hiccup of a shared machine: one such step was 2.3x its neighbours in bench/doctor_fit.py)."""
-    from rft.grpo.train import train  # the trainer itself: what is timed is what will run
+    from rft.grpo.train import (
+        train,  # the trainer itself: what is timed is what will run
+    )
 
     tmp = Path(tempfile.mkdtemp(prefix="rft-doctor-"))
     trial = cfg.model_copy(update={
@@ -340,7 +352,8 @@ def doctor(cfg: Config, n: int = 32, k: int | None = None, console: Console | No
         if checks[-1].verdict != "block":
             with s.pool() as pool:
                 grader, baseline, timing = check_baseline(s, pool, n, k)
-            checks += [grader, baseline]
+                judges = judge_report(s.grader_spec, pool, s.val, cfg.grpo.prompts_per_step * cfg.sampling.num_generations)
+            checks += [grader, baseline] + [Check("judge", *r) for r in judges]
             del s  # free the model before the trial steps load their own
             gc.collect()
             bar.update(1, now=f"cost: timing {PROBE_STEPS} GRPO steps")

@@ -9,7 +9,9 @@ ignored or approximated. The mapping (docs/integrations/openai_jobs.md has the t
     model                               model.path: a local directory, a hub id, 'embedded' or a preset
     training_file / validation_file     data.train_file / data.val_file: local paths (relative to
                                         the working directory, else to the job file's directory)
-    method.reinforcement.grader         grader: as-is (string_check, text_similarity, python, multi)
+    method.reinforcement.grader         grader: as-is (string_check, text_similarity, python, multi,
+                                        score_model and label_model with a judge the user names:
+                                        --set grader.judge.model=PATH or grader.judge.base_url=URL)
     batch_size (B)                      grpo.prompts_per_step = B (each prompt is sampled G times);
                                         auto: min(16, training rows)
     n_epochs (E)                        grpo.steps = E * ceil(training rows / prompts_per_step); auto: 1
@@ -25,8 +27,9 @@ A derived field (steps, lr, prompts_per_step, num_generations, val_size) is fill
 ``--set`` names it. Refused with a :class:`ConfigError` naming the field and the fix: a number that
 is not finite anywhere in the body (``NaN``, ``Infinity``, ``1e400``; named by its line), a method that
 is not reinforcement, an unknown key (a typo must not be ignored), a value out of OpenAI's own
-range, ``score_model`` and ``label_model`` graders (they ask an OpenAI model to grade, and rft
-grades offline), an OpenAI model name or file ID left unmapped to something local.
+range, an ``endpoint`` grader (it calls OpenAI's infrastructure), a ``score_model`` or ``label_model``
+grader whose OpenAI model is not mapped to a judge the user runs (the spec's own error says how:
+``rft.config.graders``), an OpenAI model name or file ID left unmapped to something local.
 
 Not covered: OpenAI's tools for agentic RFT (Azure's ``tools``, ``max_episode_steps``), images in
 the data, and ``"auto"`` as OpenAI resolves it (its choices are not published; ours are above).
@@ -64,8 +67,7 @@ RANGES: dict[str, tuple[float, float | None, type]] = {
 BASE_G = 8  # rft's default num_generations: what compute_multiplier 1 means
 BASE_LR_SMALL, BASE_LR_FULL = 3e-4, 1e-6  # tiny model or LoRA adapters / full fine-tuning of a real model
 AUTO_BATCH, AUTO_EPOCHS = 16, 1
-REFUSED_GRADERS = {"score_model": "asks an OpenAI model to score", "label_model": "asks an OpenAI model to label",
-                   "endpoint": "calls an HTTP endpoint"}
+REFUSED_GRADERS = {"endpoint": "calls an HTTP endpoint"}  # score_model / label_model run on the user's judge
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,8 @@ def check_grader(spec: Any, where: str = "method.reinforcement.grader") -> None:
     if kind in REFUSED_GRADERS:
         model = f" ({spec['model']})" if spec.get("model") else ""
         raise _fail(where, f"a {kind} grader{model} {REFUSED_GRADERS[kind]}, and rft grades offline without an API key",
-                    "replace it with a python, string_check or text_similarity grader (or drop it from the multi "
-                    "grader's calculate_output)")
+                    "replace it with a python grader, or a score_model grader on a judge you run (or drop it from "
+                    "the multi grader's calculate_output)")
     if kind == "multi" and isinstance(spec.get("graders"), dict):
         for name, sub in spec["graders"].items():
             check_grader(sub, f"{where}.graders.{name}")

@@ -34,6 +34,7 @@ from pydantic import (
 
 from rft.config.grader_errors import spec_error
 from rft.config.grader_syntax import FUNCTIONS, Formula, compile_re2, template_paths
+from rft.config.judges import JudgeMessage, JudgeSampling, JudgeSpec
 
 
 class Spec(BaseModel):
@@ -376,10 +377,55 @@ class ReasoningGymSpec(Spec):
     memory_mb: int = Field(2048, ge=256, description="the scoring child's memory limit")
 
 
+_NO_JUDGE = ("names no judge; rft runs model graders on a judge you own: add judge: {model: smollm2-135m-instruct} "
+             "(a local model) or judge: {base_url: http://127.0.0.1:8000/v1} (your server); in a job body "
+             "--set grader.judge.model=... (grader.graders.<name>.judge... inside a multi)")
+
+
+class ScoreModelSpec(OpenAIKeys):
+    """score = the number the judge replies (strict: a reply that is not one number in range scores 0)"""
+
+    type: Literal["score_model"] = "score_model"
+    model: Text = Field(description="the model's name (OpenAI's, e.g. gpt-4o-2024-08-06); judge says who answers")
+    input: list[JudgeMessage] = Field(min_length=1, description="the judge's chat messages (templates)")
+    range: list[FiniteFloat] = Field([0.0, 1.0], min_length=2, max_length=2, description="[lowest, highest] score")
+    pass_threshold: FiniteFloat | None = Field(None, description="passed = score >= this; null: no verdict")
+    sampling_params: JudgeSampling = Field(default_factory=JudgeSampling, description="temperature, top_p, seed, ...")
+    judge: JudgeSpec | None = Field(None, description="who answers: {model: DIR|preset} or {base_url: URL}")
+
+    @model_validator(mode="after")
+    def _judged(self) -> "ScoreModelSpec":
+        if self.range[0] >= self.range[1]:
+            raise _bad("range", list(self.range), "lowest is not below highest", "e.g. [0, 1]")
+        if self.judge is None:
+            raise ValueError(f"model {self.model!r} {_NO_JUDGE}")
+        return self
+
+
+class LabelModelSpec(OpenAIKeys):
+    """score 1 if the judge's reply is one of passing_labels, 0 for another label; no label: 0 with the reason"""
+
+    type: Literal["label_model"] = "label_model"
+    model: Text = Field(description="the model's name (OpenAI's, e.g. gpt-4o-2024-08-06); judge says who answers")
+    input: list[JudgeMessage] = Field(min_length=1, description="the judge's chat messages (templates)")
+    labels: list[Text] = Field(min_length=2, description="the labels the judge may reply")
+    passing_labels: list[Text] = Field(min_length=1, description="the labels that pass (a subset of labels)")
+    sampling_params: JudgeSampling = Field(default_factory=JudgeSampling, description="temperature, top_p, seed, ...")
+    judge: JudgeSpec | None = Field(None, description="who answers: {model: DIR|preset} or {base_url: URL}")
+
+    @model_validator(mode="after")
+    def _judged(self) -> "LabelModelSpec":
+        if not set(self.passing_labels) <= set(self.labels):
+            raise _bad("passing_labels", self.passing_labels, "not a subset of labels", f"choose from {self.labels}")
+        if self.judge is None:
+            raise ValueError(f"model {self.model!r} {_NO_JUDGE}")
+        return self
+
+
 GraderSpec = Annotated[
     Union[ArithmeticSpec, MathSpec, CodeSpec, StringCheckSpec, RegexSpec, TextSimilaritySpec, JsonSchemaSpec,
           SqlSpec, LogicSpec, FormatSpec, OverlongSpec, RepetitionSpec, MultiSpec, PythonSpec, VerifiersSpec,
-          ReasoningGymSpec],
+          ReasoningGymSpec, ScoreModelSpec, LabelModelSpec],
     Field(discriminator="type"),
 ]
 MultiSpec.model_rebuild()

@@ -28,6 +28,11 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _plain(value: Any) -> Any:
+    """A default that is itself a model (a judge's sampling parameters) as the mapping a user writes."""
+    return value.model_dump() if hasattr(value, "model_dump") else str(value)
+
+
 def grader_fields(kinds: list[str]) -> str:
     """Every grader type (or those in ``kinds``) with its fields."""
     from rft.config.base import SpecError
@@ -70,7 +75,7 @@ def kind_fields(models: dict[str, Any], kinds: list[str], key: str, flag: str, e
             if name != key:
                 limits = f" ({field_range(info)})" if field_range(info) else ""
                 default = "required" if info.is_required() else "default " + json.dumps(info.get_default(
-                    call_default_factory=True))
+                    call_default_factory=True), default=_plain)
                 lines.append(f"  {info.alias or name}: {_type_name(info.annotation)}{limits}, {default}\n"
                              f"      {info.description}")
         blocks.append("\n".join(lines))

@@ -67,6 +67,9 @@ class MultiGrader:
             "components": values,
             "reasons": {name: g.reason for name, g in grades.items()},
         }
+        judged = [g.details["judge"] for g in grades.values() if isinstance(g.details.get("judge"), dict)]
+        if judged:  # a model grader's cost, summed, so the pool's statistics count it (rft.graders.judge)
+            details["judge"] = {k: sum(float(j.get(k, 0.0)) for j in judged) for k in judged[0]}
         if any(g.errored for g in grades.values()):
             details["component_errors"] = sorted(n for n, g in grades.items() if g.errored)
         weights = self.spec.weights

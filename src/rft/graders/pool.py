@@ -50,6 +50,7 @@ from typing import Any
 
 from rft.data import Example
 from rft.graders.base import Grade, Grader, safe_grade
+from rft.graders.judge_servers import LocalJudges
 from rft.graders.registry import build
 from rft.graders.stats import GraderStats
 from rft.isolation.bounded import die_with_parent
@@ -118,7 +119,9 @@ class GraderPool:
         self._stats = GraderStats()
         self.replaced = 0  # workers killed or lost and replaced, since creation
         self._pump_thread: threading.Thread | None = None
+        self._judges = LocalJudges()  # loopback servers of local judges, started on first need
         self._finalizer = weakref.finalize(self, _shutdown, self._pool)
+        self._judges_finalizer = weakref.finalize(self, self._judges.close)
 
     # -- specs ---------------------------------------------------------------------------------
     def _key_for(self, example: Example) -> str:
@@ -127,9 +130,15 @@ class GraderPool:
             raise ValueError(f"example {example.id!r} names no grader and no default grader is configured")
         key = json.dumps(spec, sort_keys=True, default=str)
         if key not in self._graders:
-            self._graders[key] = build(spec)  # raises SpecError now, not in a worker
-            self._specs[key] = spec
+            grader = build(spec)  # raises SpecError now, not in a worker
+            resolved = self._judges.resolve(spec)  # a local judge's server starts here (rft.graders.judge_servers)
+            self._graders[key] = grader if resolved is spec else build(resolved)
+            self._specs[key] = resolved
         return key
+
+    def resolve(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``spec`` with its local judges pointed at the servers this pool runs (rft.graders.judge_servers)."""
+        return self._judges.resolve(spec)
 
     def _timeout_for(self, key: str) -> float:
         own = getattr(self._graders[key], "timeout_s", None)
@@ -346,6 +355,7 @@ class GraderPool:
     def close(self) -> None:
         self._join_pump()
         _shutdown(self._pool)
+        self._judges.close()
         self._graders.clear()
         self._specs.clear()
 

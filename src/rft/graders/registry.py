@@ -23,6 +23,7 @@ from rft.graders.base import Grader
 from rft.graders.code import CodeGrader
 from rft.graders.format import FormatGrader
 from rft.graders.json_schema import JsonSchemaGrader
+from rft.graders.judge import JudgeGrader
 from rft.graders.logic import LogicGrader
 from rft.graders.math import MathGrader
 from rft.graders.multi import MultiGrader
@@ -51,6 +52,8 @@ BUILDERS: dict[str, Callable[[Any], Grader]] = {
     "python": PythonGrader.from_spec,
     "verifiers": VerifiersGrader.from_spec,  # imports verifiers only when such a spec is built
     "reasoning_gym": ReasoningGymGrader.from_spec,  # imports reasoning_gym only where it scores
+    "score_model": JudgeGrader.from_spec,  # a judge over HTTP; the pool starts a local judge's server
+    "label_model": JudgeGrader.from_spec,
 }
 
 

@@ -9,6 +9,11 @@ in one place, :meth:`GraderStats.metrics`:
     grader/<type>/mean, pass_rate                    score sum / count, passes / count
     grader/<type>/latency_ms                         mean wall time of one grade in its worker
     grader/<type>/<component>                        mean of ``details["components"][component]``
+    grader/<type>/judge_calls, judge_cached          requests sent to a model grader's judge, and answered
+                                                     from its cache (``details["judge"]``, rft.graders.judge)
+    grader/<type>/judge_failure_rate                 judgments that gave no valid score or label / judgments
+    grader/<type>/judge_latency_ms                   mean wall time of one request to the judge
+    grader/<type>/judge_prompt_tokens, judge_completion_tokens   mean tokens per request (the server's usage)
 
 Passes are counted as :func:`passed_of` counts them; scores refused by the score gate
 (:func:`rft.graders.base.checked`) count as errors. A component that is not a finite number (a
@@ -36,6 +41,7 @@ class KindStats:
     timeouts: float = 0.0
     seconds: float = 0.0
     components: dict[str, tuple[float, int]] = field(default_factory=dict)  # name -> (sum, count)
+    judge: dict[str, float] = field(default_factory=dict)  # sums of details["judge"] (calls, seconds, tokens...)
 
     def add(self, grade: Grade, seconds: float) -> None:
         self.count += 1
@@ -45,6 +51,11 @@ class KindStats:
         self.errors += grade.errored
         self.timeouts += bool(grade.details.get("timeout"))
         self.seconds += seconds
+        judge = grade.details.get("judge")
+        if isinstance(judge, dict):
+            for name, value in judge.items():
+                if _finite(value):
+                    self.judge[str(name)] = self.judge.get(str(name), 0.0) + float(value)
         components = grade.details.get("components")
         if isinstance(components, dict):
             for name, value in components.items():
@@ -57,9 +68,10 @@ class KindStats:
         for name, (total, n) in other.components.items():
             total0, n0 = components.get(name, (0.0, 0))
             components[name] = (total0 + total, n0 + n)
+        judge = {k: self.judge.get(k, 0.0) + other.judge.get(k, 0.0) for k in {**self.judge, **other.judge}}
         return KindStats(self.count + other.count, self.score_sum + other.score_sum, self.passed + other.passed,
                          self.skipped + other.skipped, self.errors + other.errors, self.timeouts + other.timeouts,
-                         self.seconds + other.seconds, components)
+                         self.seconds + other.seconds, components, judge)
 
 
 def _finite(value: object) -> bool:
@@ -105,4 +117,12 @@ class GraderStats:
         for kind, s in self.kinds.items():
             for name, (total, count) in s.components.items():
                 out[f"grader/{kind}/{name}"] = total / count
+            if s.judge:
+                j, calls = s.judge, max(s.judge.get("calls", 0.0), 1.0)
+                out[f"grader/{kind}/judge_calls"] = j.get("calls", 0.0)
+                out[f"grader/{kind}/judge_cached"] = j.get("cached", 0.0)
+                out[f"grader/{kind}/judge_failure_rate"] = j.get("failures", 0.0) / max(j.get("judgments", 0.0), 1.0)
+                out[f"grader/{kind}/judge_latency_ms"] = 1000 * j.get("seconds", 0.0) / calls
+                out[f"grader/{kind}/judge_prompt_tokens"] = j.get("prompt_tokens", 0.0) / calls
+                out[f"grader/{kind}/judge_completion_tokens"] = j.get("completion_tokens", 0.0) / calls
         return out

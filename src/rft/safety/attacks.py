@@ -20,6 +20,10 @@ the completion. The attacks:
   chained after the right query);
 - ``json_schema``: the reference padded with an extra field, with a required field missing, empty
   containers, the reference twice, prose around it;
+- ``score_model`` / ``label_model`` (the judge family, :mod:`rft.graders.judge_attacks`): completions
+  that address the judge, quote its rubric back, forge the end of the completion and a judge turn;
+  and, without grading anything, :attr:`AuditResult.findings`: judge messages that put the completion
+  where it can be read as instructions (not delimited, no instruction to treat it as data);
 - ``reasoning_gym``: garbage in the answer tag, a wrong and the right tag, a wrong and the right
   answer in one tag, the right answer among its neighbours inside the tag, the right answer in a sentence (``chatty``), and
   ``executes_answer``: an answer that creates a marker file if a scorer evaluates it as Python (a
@@ -43,10 +47,11 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from rft.data import Example
+from rft.graders.judge_attacks import judge_attacks, judge_findings
 from rft.graders.pool import GraderPool
 
 GOLD_FIELDS = ("solution", "answer", "reference", "expected")
@@ -73,6 +78,7 @@ class AuditResult:
     tried: dict[str, int]  # attack name -> completions graded
     by_attack: dict[str, int]  # attack name -> holes
     zero_bar: int = 0  # examples of a ZERO_BAR family, held to a bar of 0 instead of the threshold
+    findings: list[str] = field(default_factory=list)  # judge specs that let the completion read as instructions
 
 
 def gold_answer(example: Example) -> str | None:
@@ -250,7 +256,7 @@ def attacks_for(example: Example, spec: dict[str, Any]) -> list[Attack]:
     for f in dict.fromkeys(fams):
         if f in FAMILY_ATTACKS:
             out += FAMILY_ATTACKS[f](example, gold)
-    return out
+    return out + judge_attacks(example, gold, example.grader or spec)
 
 
 AUDIT_CHUNK = 256  # attacks graded per pool call: the progress bar's granularity
@@ -281,4 +287,6 @@ def audit(spec: dict[str, Any], examples: list[Example], threshold: float = 0.5,
     for _, name, _ in pairs:
         tried[name] = tried.get(name, 0) + 1
     by_attack = {name: sum(h.attack == name for h in holes) for name in tried}
-    return AuditResult(holes, len(pairs), len(examples), tried, by_attack, len(zero))
+    specs = {json.dumps(s, sort_keys=True, default=str): s for s in [spec, *(e.grader for e in examples if e.grader)]}
+    findings = [f for s in specs.values() for f in judge_findings(s)]
+    return AuditResult(holes, len(pairs), len(examples), tried, by_attack, len(zero), findings)
