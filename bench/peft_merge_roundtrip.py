@@ -2,7 +2,7 @@
 """peft merge_adapter/unmerge_adapter on the bf16 SmolLM2 base with r=16 adapters (B random, as after training):
 how many base weight elements come back different after merge+unmerge (why rft folds the adapters into
 the decode step's own weight copy instead). Run: PYTHONPATH=src python bench/peft_merge_roundtrip.py"""
-import sys, torch
+import torch
 from rft.models.load import load_model, resolve_model_path
 from rft.models.compat import peft_wrapping
 from peft import LoraConfig, get_peft_model
