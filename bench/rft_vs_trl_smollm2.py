@@ -344,11 +344,12 @@ class Run:
     detail: dict
 
 
-def run_rft(work: Path, cfg: Path, s: Setting) -> Run:
+def run_rft(work: Path, cfg: Path, s: Setting, src: Path = ROOT / "src", who: str = "rft") -> Run:
+    """``rft train`` of ``src`` (this checkout's by default; ``--baseline-src``: another one, as "base")."""
     cmd = [sys.executable, "-m", "rft.cli", "train", str(cfg), "--overwrite", "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # this checkout's rft, whatever is installed
+    env = {**os.environ, "PYTHONPATH": str(src)}  # that checkout's rft, whatever is installed
     t0 = time.perf_counter()
-    _, rss = tiny.run_measured(cmd, work / f"rft_{s.name}.log", env=env)
+    _, rss = tiny.run_measured(cmd, work / f"{who}_{s.name}.log", env=env)
     wall = time.perf_counter() - t0
     run_dir = work / "runs" / f"smollm2_{s.name}"
     steps = [r for r in map(json.loads, (run_dir / "metrics.jsonl").open()) if r.get("type") == "train"]
@@ -362,7 +363,7 @@ def run_rft(work: Path, cfg: Path, s: Setting) -> Run:
     detail = {"update_skipped": [r.get("update_skipped", 0.0) for r in steps],
               "truncated_frac": [r["truncated_frac"] for r in steps],
               "reward_mean": [r["reward_mean"] for r in steps], "last_step_prompts": last_prompts}
-    return Run("rft", s.name, 0.0, [r["completion_len_mean"] * PROMPTS_PER_STEP * G for r in steps],
+    return Run(who, s.name, 0.0, [r["completion_len_mean"] * PROMPTS_PER_STEP * G for r in steps],
                [r["step_s"] for r in steps], phases, rss, wall, detail)
 
 
@@ -399,7 +400,7 @@ def phase_dtypes(who: str, setting: Setting, trl_base_dtype: str) -> dict[str, d
     def same(base: str, lora: str) -> dict[str, str]:
         return {"body": base, "head": base, "attn": base, "lora": lora}
 
-    if who == "rft" or not setting.lora:
+    if who in ("rft", "base") or not setting.lora:
         return dict.fromkeys(("rollout", "reference", "update"), same(setting.dtype, setting.dtype))
     return {"rollout": same(trl_base_dtype, "float32"), "reference": same("bfloat16", "bfloat16"),
             "update": same("bfloat16", "bfloat16")}
@@ -457,16 +458,16 @@ def check_runs(runs: list[Run], plens: list[list[int]], step_ids: list[list[str]
             print(f"WARNING: TRL's prompt token counts differ from rft's: {r.detail['prompt_token_lens_per_step']}")
         if r.who == "trl" and r.detail["prompt_ids_per_step"] != step_ids:
             print(f"WARNING: TRL's prompts per step differ from the plan: {r.detail['prompt_ids_per_step']}")
-        if r.who == "rft" and r.detail["last_step_prompts"] != last:
-            print("WARNING: rft's last step did not train on the planned prompts")
-        if r.who == "rft" and any(r.detail["update_skipped"][warmup:]):
+        if r.who in ("rft", "base") and r.detail["last_step_prompts"] != last:
+            print(f"WARNING: {r.who}'s last step did not train on the planned prompts")
+        if r.who in ("rft", "base") and any(r.detail["update_skipped"][warmup:]):
             print(f"WARNING: rft skipped the update of measured steps: {r.detail['update_skipped']}")
 
 
 def summarise(runs: list[Run], s: Setting, arch: Arch, plens: list[list[int]], peaks: dict, warmup: int) -> dict:
     """Medians over each side's runs, the FLOP tables, and the rft / TRL ratios; printed and returned."""
     summary: dict = {"adamw_step_s": adamw_step_s(trained_shapes(arch, s.lora))}
-    for who in ("rft", "trl"):
+    for who in ("base", "rft", "trl"):
         rs = [r for r in runs if r.who == who]
         if not rs:
             continue
@@ -481,6 +482,13 @@ def summarise(runs: list[Run], s: Setting, arch: Arch, plens: list[list[int]], p
                         "peak_rss_mb": statistics.median(r.peak_rss_mb for r in rs), "phases": med}
         print(f"[{s.name}] {who}: medians over {len(rs)} run(s)")
         print_table(who, med)
+    if "rft" in summary and "base" in summary:
+        a, b = summary["rft"], summary["base"]
+        summary["ratio_rft_over_base"] = {ph: a["phases"][ph]["measured_s"] / b["phases"][ph]["measured_s"]
+                                          for ph in ("rollout", "reference", "update", "step")}
+        print(f"[{s.name}] rft (this checkout) vs base (--baseline-src): " + ", ".join(
+            f"{ph} {b['phases'][ph]['measured_s']:.3f} -> {a['phases'][ph]['measured_s']:.3f} s"
+            for ph in ("rollout", "reference", "update", "step")))
     if "rft" in summary and "trl" in summary:
         a, b = summary["rft"], summary["trl"]
         ratio = summary["ratio_rft_over_trl"] = {"step": a["median_step_s"] / b["median_step_s"],
@@ -505,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="lora: the dtype TRL loads the base in (float32 = TRL's stock bf16 autocast over fp32 weights)")
     p.add_argument("--work", default=str(tmp / "rft-vs-trl-smollm2"))
     p.add_argument("--skip-trl", action="store_true", help="rft runs only (prints no ratios to TRL)")
+    p.add_argument("--baseline-src", help="another checkout's src/ (e.g. `git archive` of main): its rft runs "
+                   "before each of this checkout's, as 'base', for a before/after in one batch")
     p.add_argument("--json-out", help="write every run, the peaks and the tables to this file")
     args = p.parse_args(argv)
     if not args.skip_trl and not Path(args.trl_python).exists():
@@ -535,10 +545,11 @@ def main(argv: list[str] | None = None) -> int:
         s = SETTINGS[name]
         cfg = rft_config(work, model, s, args.steps, (train, val))
         for i in range(args.pairs):
-            for who in ("rft", "trl"):
-                if who == "trl" and args.skip_trl:
+            for who in ("base", "rft", "trl"):
+                if (who == "trl" and args.skip_trl) or (who == "base" and not args.baseline_src):
                     continue
                 r = (run_rft(work, cfg, s) if who == "rft"
+                     else run_rft(work, cfg, s, Path(args.baseline_src), "base") if who == "base"
                      else run_trl(work, args.trl_python, model, trl_prompts, s, args.steps, args.warmup,
                                   args.trl_base_dtype))
                 r.median_step_s = statistics.median(r.step_s[args.warmup:])

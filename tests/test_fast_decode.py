@@ -67,8 +67,8 @@ def _lora(model, **kw):
 
 @pytest.mark.parametrize("arch", ["llama-gqa", "qwen2-bias-gqa"])
 def test_fast_step_with_lora_adapters_matches_the_peft_forward(arch, tmp_path):
-    """A LoRA policy samples through the written-out step: adapters are added per projection exactly as
-    peft's forward adds them (float32: to rounding), with the adapters on and off (the KL reference)."""
+    """A LoRA policy samples through the written-out step: adapters folded into its weight copies compute
+    what peft's forward computes (float32: to rounding), with the adapters on and off (the KL reference)."""
     torch.manual_seed(1)
     model = _lora(load_model(_save(ARCHS[arch], tmp_path)))
     _compare_steps(model, arch, padded=True)

@@ -11,9 +11,13 @@ the model, 5.7 ms written out, same tokens). :func:`fast_decoder` returns a step
   grouped-query attention, optional q/k/v biases (Qwen2), gated MLP),
 
 with the q/k/v and gate/up projections concatenated into one matmul each for the call, and peft LoRA
-adapters on any of the Llama-style projections added per projection the way peft adds them (so a
-LoRA policy samples through this step too; measured on SmolLM2-135M with r=16 on every linear: see
-BENCHMARKS.md). It computes
+adapters on any of the Llama-style projections folded into that concatenated copy of the weights
+(``W + scaling * B A`` in float32, rounded once to the base's dtype): the decode loop runs plain
+matmuls, no adapter matmuls, and the model's own parameters are never written (nothing to unmerge;
+peft's ``merge_adapter``/``unmerge_adapter`` would round the bf16 base twice and not restore it).
+The folded step equals peft's forward to the rounding of the base dtype (float32: ~1e-6; bfloat16:
+no further from the float32 model than the model's own bfloat16 forward, see the tests); measured on
+SmolLM2-135M with r=16 on every linear in BENCHMARKS.md. It computes
 the same function as the model's forward (the tests compare logits with the model's and greedy
 tokens with ``generate``). Anything else -- other architectures, merged or DoRA adapters, LoRA on
 GPT-2, FSDP-sharded
@@ -144,22 +148,13 @@ def _rotate(x_NHD: torch.Tensor, cos_N1D: torch.Tensor, sin_N1D: torch.Tensor) -
 @dataclass
 class _Proj:
     """One or several linear layers of the same input as one matmul (weights concatenated along the
-    output), plus their LoRA adapters as two more: x A_cat^T with every adapter's A stacked, then a
-    block-diagonal B whose blocks are scaling * B, so each adapter adds scaling * B(A(x)) to its own
-    projection's slice. The adapter matmuls run in the adapters' dtype (float32 over a bfloat16 base,
-    peft's default) and the sum is rounded to x's dtype after the add, as peft does."""
+    output, LoRA adapters folded in by :func:`_proj`)."""
 
     w: torch.Tensor                      # [in, out] (addmm/mm without a transpose)
     b: torch.Tensor | None
-    lora_a: torch.Tensor | None = None   # [in, sum of ranks]
-    lora_b: torch.Tensor | None = None   # [sum of ranks, out], block-diagonal, scalings folded in
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.addmm(self.b, x, self.w) if self.b is not None else x @ self.w
-        if self.lora_a is None:
-            return out
-        delta = (x.to(self.lora_a.dtype) @ self.lora_a) @ self.lora_b
-        return (out.to(delta.dtype) + delta).to(out.dtype)
+        return torch.addmm(self.b, x, self.w) if self.b is not None else x @ self.w
 
 
 def _lora_parts(module: nn.Module) -> tuple[nn.Linear, list[tuple[torch.Tensor, torch.Tensor, float]]] | None:
@@ -189,27 +184,26 @@ def _lora_parts(module: nn.Module) -> tuple[nn.Linear, list[tuple[torch.Tensor, 
 
 
 def _proj(*modules: nn.Module) -> _Proj | None:
-    """A :class:`_Proj` for linears of one input; biases absent count as 0."""
+    """A :class:`_Proj` for linears of one input; biases absent count as 0. Each active LoRA adapter
+    is folded into its projection's slice of the concatenated weight: ``W^T + scaling * A^T B^T``,
+    summed in float32 and rounded once to the base's dtype (a fresh tensor: the modules' parameters
+    are only read)."""
     parts = [_lora_parts(m) for m in modules]
     if any(p is None for p in parts):
         return None
     linears = [lin for lin, _ in parts]
-    w = torch.cat([lin.weight for lin in linears]).t().contiguous()
     b = None
     if any(lin.bias is not None for lin in linears):
         b = torch.cat([lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.out_features)
                        for lin in linears])
-    loras = [(start, a, bw, scale) for start, (lin, ls) in zip(_starts(linears), parts) for a, bw, scale in ls]
-    if not loras:
-        return _Proj(w, b)
-    dtype = loras[0][1].dtype
-    lora_a = torch.cat([a for _, a, _, _ in loras]).t().to(dtype).contiguous()
-    lora_b = w.new_zeros(lora_a.shape[1], w.shape[1], dtype=dtype)
-    row = 0
-    for start, a, bw, scale in loras:
-        lora_b[row : row + a.shape[0], start : start + bw.shape[0]] = (bw.t() * scale).to(dtype)
-        row += a.shape[0]
-    return _Proj(w, b, lora_a, lora_b)
+    if not any(ls for _, ls in parts):
+        return _Proj(torch.cat([lin.weight for lin in linears]).t().contiguous(), b)
+    base_dtype = linears[0].weight.dtype
+    w = torch.cat([lin.weight for lin in linears]).t().float()  # [in, out], a float32 copy
+    for start, (lin, ls) in zip(_starts(linears), parts):
+        for a, bw, scale in ls:  # A [r, in], B [out, r]
+            w[:, start : start + lin.out_features].addmm_(a.t().float(), bw.t().float(), alpha=scale)
+    return _Proj(w.to(base_dtype).contiguous(), b)
 
 
 def _starts(linears: list[nn.Linear]) -> list[int]:
