@@ -87,6 +87,10 @@ class TaskConfig(Strict):
                        "(models without a chat template, e.g. the embedded one)")
     max_prompt_chars: int | None = Field(None, ge=1, description="reasoning_gym, humaneval: drop examples whose "
                                          "prompt text is longer (a small context); default keep all")
+    questions: Literal["terse", "natural"] = Field(
+        "terse", description="sql: terse plain-text prompts for the char-level tiny model ('Names in IT older than "
+        "40?'), or natural: chat prompts with the schema, several phrasings per intent, some intents held out "
+        "(rft.tasks.sql_questions)")
 
     @model_validator(mode="after")
     def _arithmetic_fields_only_for_arithmetic(self) -> "TaskConfig":
@@ -94,7 +98,7 @@ class TaskConfig(Strict):
         names = get_args(type(self).model_fields["name"].annotation)
         applies = {"digits": ("arithmetic", "word_problems"), "ops": ("arithmetic", "word_problems"),
                    "sloppy_rate": ("arithmetic",), "dataset": rg, "size": rg, "config": rg, "chat": both,
-                   "max_prompt_chars": both, "train_size": tuple(n for n in names if n not in rg)}
+                   "max_prompt_chars": both, "questions": ("sql",), "train_size": tuple(n for n in names if n not in rg)}
         for key, tasks in applies.items():
             default = type(self).model_fields[key].get_default(call_default_factory=True)
             if self.name not in tasks and getattr(self, key) != default:
