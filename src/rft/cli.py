@@ -180,6 +180,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.output_dir is not None:
         overrides.append(f"output_dir={args.output_dir}")
     console = Console(args.quiet)
+    if args.task == "sql":
+        from rft.demo_sql import run_sql_demo
+
+        minutes = args.minutes if args.minutes is not None else 20.0
+        model = args.model if args.model not in (None, "embedded") else "smollm2-135m-instruct"
+        _end_of_run_report(run_sql_demo(model, overrides, minutes, console)["run_dir"], console)
+        return 0
     if args.model not in (None, "embedded"):
         from rft.demo import run_pretrained_demo
 
@@ -216,7 +223,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     eval_command(args.models, args.data, grader=args.grader, checkpoint=args.checkpoint, samples=args.samples,
                  max_new_tokens=args.max_new_tokens, temperature=args.temperature, batch_size=args.batch_size,
                  seed=args.seed, dtype=args.dtype, device=args.device, workers=args.workers, threads=args.threads,
-                 out=args.out, json_line=args.json, quiet=args.quiet)
+                 out=args.out, json_line=args.json, quiet=args.quiet, environment=args.environment)
     return 0
 
 
@@ -318,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="grader worker processes (-1: one per core, 0: in-process; default: "
                    "the run's grading.workers, else 0)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    p.add_argument("--environment", help="run episodes in this environment: a type (sql_retry, code_retry; single: "
+                   "one turn) or the environment section as inline YAML/JSON or a file (default: the run's); reports "
+                   "success at turn 1 and within k turns")
     p.add_argument("--out", help="write a JSON file: the summary (data, settings, per-model metrics) with each "
                    "model's per-example greedy rows (id, prompt, completion, score, passed, reason)")
     p.add_argument("--json", action="store_true", help="print the summary (without rows) as one JSON line instead "
@@ -329,9 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "--model smollm2-135m-instruct: a pretrained chat model learns word problems")
     p.add_argument("--model", help="a pretrained chat model (preset name or directory) instead of the tiny model; "
                    "uses rft/configs/demo_smollm2.yaml")
+    p.add_argument("--task", choices=["sql"], help="sql: a pretrained chat model (default smollm2-135m-instruct) "
+                   "learns a database's SQL and to fix its queries from SQLite's errors: doctor, SFT warm start, "
+                   "3-turn GRPO (rft/configs/demo_sql_smollm2.yaml)")
     p.add_argument("--steps", type=int, help="GRPO steps (default from the demo config)")
     p.add_argument("--minutes", type=float, help="wall-clock budget; GRPO stops early to stay within it "
-                   "(default: none for the tiny model, 10 with --model)")
+                   "(default: none for the tiny model, 10 with --model, 20 with --task sql)")
     p.add_argument("--seed", type=int)
     p.add_argument("--output-dir", help="where run directories go (default runs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
