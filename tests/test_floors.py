@@ -28,7 +28,7 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("algorithm", ["rft.grpo", "rft.evaluate"]),
     ("session", ["rft.session"]),
     ("loop", ["rft.grpo.train"]),
-    ("commands", ["rft.sft", "rft.demo", "rft.doctor", "rft.audit", "rft.grade", "rft.eval_command", "rft.export",
+    ("commands", ["rft.sft", "rft.demo", "rft.demo_sql", "rft.doctor", "rft.audit", "rft.grade", "rft.eval_command", "rft.export",
                   "rft.audit_episodes", "rft.openai_job", "rft.api", "rft.quickstart"]),
     ("cli", ["rft.cli"]),
     ("package", ["rft"]),  # `import rft` is the front door: rft.train etc., imported lazily from rft.api
