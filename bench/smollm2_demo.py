@@ -35,7 +35,8 @@ def rft(*args: str, log: Path) -> float:
 
 
 def one_seed(seed: int, work: Path, samples: int, pass_k_size: int, extra: list[str]) -> dict:
-    from rft.commands.demo import PHRASINGS_FILE, PRETRAINED_CONFIG, demo_config_path
+    from rft.commands.common import demo_config_path
+    from rft.commands.demo import PHRASINGS_FILE, PRETRAINED_CONFIG
     from rft.config import load_config
     from rft.data import write_jsonl
     from rft.tasks import TASKS

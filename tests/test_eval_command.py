@@ -12,7 +12,7 @@ from rft.console import Console
 from rft.data import write_jsonl
 from rft.grpo.train import train
 from rft.models.load import load_tokenizer
-from rft.tasks import load_splits
+from rft.tasks import TASKS, load_splits
 from rft.training.sft import sft
 
 QUIET = Console(quiet=True)
@@ -204,3 +204,59 @@ def test_bad_input_is_one_error_line_and_exit_2(chat_run, tmp_path, capsys, case
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err, err
     assert not (tmp_path / "o.json").exists()
+
+
+def _sql_rows(tmp_path, n=6):
+    from rft.config import task_config
+
+    _, val, _ = TASKS["sql"](task_config(name="sql", val_size=n, train_size=10), 0)
+    write_jsonl(tmp_path / "sql.jsonl", val)
+    return str(tmp_path / "sql.jsonl")
+
+
+def test_environment_flag_runs_episodes_and_reports_success_by_turn(tmp_path, varied_model_dir, capsys):
+    data = _sql_rows(tmp_path)
+    out = tmp_path / "o.json"
+    assert main(["eval", str(varied_model_dir), "--data", data, "--grader", '{"type": "sql"}', "--max-new-tokens", "8",
+                 "--environment", "{type: sql_retry, max_turns: 2}", "--out", str(out)]) == 0
+    assert "within" in capsys.readouterr().out
+    (result,) = json.loads(out.read_text())["models"]
+    m = result["metrics"]
+    assert {"episode/success_by_turn_1", "episode/success_by_turn_2"} <= set(m)
+    assert "episode/success_by_turn_3" not in m
+    assert m["episode/success_by_turn_2"] == m["pass@1"]
+    assert all(r["transcript"][0]["role"] == "assistant" for r in result["rows"])
+    assert any(len(r["transcript"]) == 3 and r["transcript"][1]["text"].startswith("Error: ") for r in result["rows"]), \
+        "random tiny-model queries fail, so some episodes take a second turn after SQLite's error"
+    assert main(["eval", str(varied_model_dir), "--data", data, "--grader", '{"type": "sql"}', "--max-new-tokens", "8",
+                 "--environment", "single", "--out", str(out), "--quiet"]) == 0
+    assert not any(k.startswith("episode/") for k in json.loads(out.read_text())["models"][0]["metrics"])
+
+
+def test_a_multi_turn_run_is_evaluated_through_its_own_environment(tmp_path, varied_model_dir):
+    data = _sql_rows(tmp_path)
+    cfg = config_from_dict({
+        "name": "mt", "output_dir": str(tmp_path), "seed": 0, "threads": 2, "report_to": [],
+        "model": {"path": str(varied_model_dir)}, "data": {"task": {"name": "sql", "val_size": 4, "train_size": 8}},
+        "environment": {"type": "sql_retry", "max_turns": 3, "max_observation_tokens": 64},
+        "sampling": {"max_new_tokens": 8}, "eval": {"capability": False},
+        "sft": {"steps": 1, "batch_size": 2, "warmup_steps": 0, "eval_every": 1, "target_field": "solution"},
+    })
+    result = sft(cfg, console=QUIET)
+    out = tmp_path / "o.json"
+    assert main(["eval", str(result.run_dir), "--data", data, "--out", str(out), "--quiet"]) == 0
+    (model,) = json.loads(out.read_text())["models"]
+    assert "episode/success_by_turn_3" in model["metrics"]
+    assert json.loads(out.read_text())["settings"]["environment"]["type"] == "sql_retry"
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("nope", "--environment 'nope': "),
+    ("{type: sql_retry, max_turns: 0}", "greater than or equal to 1"),
+    ("{type: [", "--environment '{type: [': "),
+])
+def test_bad_environment_flag_is_one_error_line(tmp_path, varied_model_dir, capsys, flag, message):
+    data = _sql_rows(tmp_path, 2)
+    assert main(["eval", str(varied_model_dir), "--data", data, "--grader", '{"type": "sql"}', "--environment", flag]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err

@@ -21,8 +21,10 @@ from rft.tasks.sql import ensure_database
 GENERATED = ["sql", "json", "logic", "code"]
 # The example configs of built-in tasks; those of integrations (verifiers.yaml: a data file and a
 # verifiers grader) are trained by their own tests (tests/test_verifiers_grader.py).
+# The example configs of the tiny model (configs/sql_smollm2.yaml is the SQL demo's, tests/test_demo_sql.py).
 CONFIGS = [p for p in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
-           if "task" in (yaml.safe_load(p.read_text()).get("data") or {})]
+           if "task" in (yaml.safe_load(p.read_text()).get("data") or {})
+           and (yaml.safe_load(p.read_text()).get("model") or {}).get("path", "embedded") == "embedded"]
 # Configs of the tasks on optional packages (reasoning_gym, humaneval) train in their own test files.
 OWN_PACKAGE = {p.stem for p in CONFIGS if load_config(p).data.task and load_config(p).data.task.name in PACKAGES}
 

@@ -1,9 +1,12 @@
-"""What several commands share: the config arguments, and the report written at the end of a run."""
+"""What several commands share: the config arguments, the demos' configs, and the report written at the end of
+a run."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 
@@ -26,3 +29,8 @@ def end_of_run_report(run_dir: Any, console: Any) -> None:
         print(warning, file=sys.stderr)
     else:
         console.print(f"report: {path}")
+
+
+def demo_config_path(name: str = "demo.yaml") -> Path:
+    """A demo's config, shipped as package data in ``rft/configs``."""
+    return Path(str(resources.files("rft") / "configs" / name))

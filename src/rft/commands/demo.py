@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from rft.commands.common import end_of_run_report
+from rft.commands.common import demo_config_path, end_of_run_report
 from rft.config import Config, load_config
 from rft.console import Console
 from rft.data import read_dataset, write_jsonl
@@ -35,10 +34,6 @@ from rft.rollout import SamplingParams
 from rft.training.evaluate import sampled_pass_at_k
 from rft.training.session import open_session
 from rft.training.sft import SFTResult, sft
-
-
-def demo_config_path(name: str = "demo.yaml") -> Path:
-    return Path(str(resources.files("rft") / "configs" / name))
 
 
 def demo_config(overrides: list[str]) -> Config:
@@ -169,9 +164,12 @@ def _passed_share(rows: list[dict[str, Any]], ops: dict[str, str], op: str) -> f
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="a pretrained chat model (preset name or directory) instead of the tiny model; "
                    "uses rft/configs/demo_smollm2.yaml")
+    p.add_argument("--task", choices=["sql"], help="sql: a pretrained chat model (default smollm2-135m-instruct) "
+                   "learns a database's SQL and to fix its queries from SQLite's errors: doctor, SFT warm start, "
+                   "3-turn GRPO (rft/configs/demo_sql_smollm2.yaml)")
     p.add_argument("--steps", type=int, help="GRPO steps (default from the demo config)")
     p.add_argument("--minutes", type=float, help="wall-clock budget; GRPO stops early to stay within it "
-                   "(default: none for the tiny model, 10 with --model)")
+                   "(default: none for the tiny model, 10 with --model, 20 with --task sql)")
     p.add_argument("--seed", type=int)
     p.add_argument("--output-dir", help="where run directories go (default runs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -187,6 +185,13 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir is not None:
         overrides.append(f"output_dir={args.output_dir}")
     console = Console(args.quiet)
+    if args.task == "sql":
+        from rft.commands.demo_sql import run_sql_demo
+
+        minutes = args.minutes if args.minutes is not None else 20.0
+        model = args.model if args.model not in (None, "embedded") else "smollm2-135m-instruct"
+        end_of_run_report(run_sql_demo(model, overrides, minutes, console)["run_dir"], console)
+        return 0
     if args.model not in (None, "embedded"):
         minutes = args.minutes if args.minutes is not None else 10.0
         end_of_run_report(run_pretrained_demo(args.model, overrides, minutes, console)["run_dir"], console)

@@ -21,6 +21,13 @@ grader keep it; the default grader grades the others), and the metrics of
 them (its sampling seed and batching). So on a run's own held-out rows, with the run's settings,
 device and dtype, ``rft eval`` reproduces the ``val/*`` numbers the run logged for that checkpoint.
 
+Episodes: a run trained with a multi-turn environment (``environment:`` in its config; or any model
+with ``--environment``, a type name such as ``sql_retry`` or the section as inline YAML/JSON or a
+file) is evaluated through that environment, as validation runs it (:class:`rft.envs.episodes.EpisodeRunner`):
+``pass@1`` is the greedy episode's success, ``episode/success_by_turn_k`` the share that passed within
+k turns (the table shows turn 1 and within the last turn), and each row keeps its transcript.
+``--environment single`` evaluates one turn.
+
 One set of settings applies to every model, so that rows compare: a flag when given, else the first
 run directory's ``config.yaml`` (grader -- its ``grader`` or its task's --, ``sampling``
 max_new_tokens / temperature / top_p / top_k, ``eval.batch_size``, ``grading``, ``model.dtype``,
@@ -42,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from rich import box
 from rich.markup import escape
 from rich.table import Table
@@ -101,6 +109,7 @@ class Settings:
     timeout_s: float
     backend: str = "torch"  # sampling.backend: torch or vllm
     gpu_memory_utilization: float = 0.3
+    environment: dict[str, Any] | None = None  # the environment section; None: one turn
 
 
 @dataclass
@@ -172,9 +181,40 @@ def run_grader(cfg: Config) -> dict[str, Any] | None:
     return TASKS[cfg.data.task.name](cfg.data.task, cfg.seed)[2]  # the task brings its spec; ~0.1 s to make
 
 
+def resolve_environment(flag: str | None, run_cfg: Config | None) -> dict[str, Any] | None:
+    """The environment section episodes run in: ``--environment`` (a type name, inline YAML/JSON or a
+    file), else the run's; None for one turn."""
+    from rft.config import config_from_dict
+
+    if flag is None:
+        env = run_cfg.environment if run_cfg is not None else None
+        return env.model_dump() if env is not None and env.type != "single" else None
+    text = Path(flag).read_text() if Path(flag).is_file() else flag
+    try:
+        data = yaml.safe_load(text)
+        env = config_from_dict({"environment": {"type": data} if isinstance(data, str) else data}).environment
+    except (yaml.YAMLError, ConfigError) as e:
+        why = str(e).splitlines()[0].removeprefix("invalid config: ")
+        raise ConfigError(f"--environment {flag[:80]!r}: {why}; give a type (sql_retry, code_retry, single) or the "
+                          "environment section, e.g. '{type: sql_retry, max_turns: 3}'") from None
+    return env.model_dump() if env.type != "single" else None
+
+
+def episode_runner(st: Settings, tokenizer: Any) -> Any:
+    """The EpisodeRunner of ``st.environment`` (None: one turn), built as a run builds its own."""
+    if st.environment is None:
+        return None
+    from rft.envs import build_environment
+    from rft.envs.episodes import EpisodeRunner
+
+    cfg = Config.model_validate({"environment": st.environment, "sampling": {"max_new_tokens": st.max_new_tokens}})
+    return EpisodeRunner.of(build_environment(cfg, st.grader), tokenizer)
+
+
 def resolve_settings(targets: list[Target], grader: str | None, max_new_tokens: int | None, samples: int,
                      temperature: float | None, batch_size: int | None, seed: int | None, dtype: str | None,
-                     device: str, workers: int | None, backend: str | None = None) -> Settings:
+                     device: str, workers: int | None, backend: str | None = None,
+                     environment: str | None = None) -> Settings:
     run_cfg = next((t.cfg for t in targets if t.cfg is not None), None)
     cfg = run_cfg or Config()
     for flag, value, low in (("--max-new-tokens", max_new_tokens, 1), ("--samples", samples, 0),
@@ -201,6 +241,7 @@ def resolve_settings(targets: list[Target], grader: str | None, max_new_tokens: 
         dtype=dtype or cfg.model.dtype, device=_device(device),
         workers=cfg.grading.workers if workers is None else workers, timeout_s=cfg.grading.timeout_s,
         backend=backend or sc.backend, gpu_memory_utilization=sc.vllm_gpu_memory_utilization,
+        environment=resolve_environment(environment, run_cfg),
     )
 
 
@@ -221,16 +262,24 @@ def check_graders(spec: dict[str, Any] | None, examples: list[Example], data: st
     check_specs(spec, examples)  # a SpecError names the flag or the row
 
 
-def check_prompts(tokenizer: Any, model: Any, examples: list[Example], max_new_tokens: int, arg: str) -> None:
-    """Chat rows need a chat template, and every prompt plus the new tokens fits the context (as
-    ``open_session`` checks for training), so a bad row fails before decoding starts."""
+def check_prompts(tokenizer: Any, model: Any, examples: list[Example], max_new_tokens: int, arg: str,
+                  episodes: Any = None) -> None:
+    """Chat rows need a chat template, and every prompt plus the new tokens (an episode's tokens with
+    an environment) fits the context (as ``open_session`` checks for training), and the environment
+    can run on every row, so a bad row fails before decoding starts."""
     require_chat_template(tokenizer, examples)
     ctx = context_length(model)
+    after = episodes.env.limits.max_tokens if episodes is not None else max_new_tokens
+    what = "the environment's max_tokens" if episodes is not None else "max_new_tokens"
     for e in examples:
         n = len(encode_prompt(tokenizer, e))
-        if n + max_new_tokens > ctx:
-            raise DataError(f"{e.where}: prompt is {n} tokens + max_new_tokens={max_new_tokens} > the context of "
+        if n + after > ctx:
+            raise DataError(f"{e.where}: prompt is {n} tokens + {what}={after} > the context of "
                             f"{arg} ({ctx}); lower --max-new-tokens, shorten the prompt or drop the row")
+    if episodes is not None:
+        from rft.training.session import check_rows
+
+        check_rows(episodes.env, examples)
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -239,17 +288,18 @@ def check_prompts(tokenizer: Any, model: Any, examples: list[Example], max_new_t
 def evaluate_target(t: Target, examples: list[Example], st: Settings, pool: GraderPool) -> ModelResult:
     """Greedy pass@1 (and sampled pass@k / maj@k) of one model, as ``validate`` computes them."""
     model, tok = load_target(t, st.dtype, st.device)
-    check_prompts(tok, model, examples, st.max_new_tokens, t.arg)
+    episodes = episode_runner(st, tok)
+    check_prompts(tok, model, examples, st.max_new_tokens, t.arg, episodes)
     sampler = build_engine(st.backend, model, tok, model_path=str(t.base or t.source), dtype=st.dtype, seed=st.seed,  # type: ignore[arg-type]
                            gpu_memory_utilization=st.gpu_memory_utilization)
     t0 = time.perf_counter()
-    res = evaluate(sampler, tok, pool, examples, st.max_new_tokens, st.batch_size)
+    res = evaluate(sampler, tok, pool, examples, st.max_new_tokens, st.batch_size, episodes=episodes)
     metrics = {**res.metrics, **pool.pop_stats().metrics()}
     if st.samples:
         params = SamplingParams(st.max_new_tokens, st.temperature, st.top_p, st.top_k)
         gen = torch.Generator().manual_seed(st.seed + VALIDATION_SEED_OFFSET)
         sampled = sampled_pass_at_k(sampler, tok, pool, examples, st.samples, params, gen,
-                                    max(1, st.batch_size // st.samples))
+                                    max(1, st.batch_size // st.samples), episodes)
         metrics.update({f"sampled/{k}": v for k, v in {**sampled, **pool.pop_stats().metrics()}.items()})
     seconds = time.perf_counter() - t0
     del sampler, model  # one model in memory at a time
@@ -283,12 +333,15 @@ def render(console: Console, results: list[ModelResult], st: Settings, n: int) -
     table.add_column("checkpoint", overflow="fold", min_width=10)
     heads = ["greedy\npass@1", "mean\nreward", *[f"{'sampled' if k == 1 else ''}\npass@{k}" for k in ks]]
     heads += [f"\nmaj@{st.samples}"] if st.samples else []
+    K = max((int(k.rsplit("_", 1)[1]) for k in results[0].metrics if k.startswith("episode/success_by_turn_")), default=0)
+    heads += ["turn 1\n", f"within\n{K} turns"] if K else []
     for head in [*heads, "\nseconds"]:
         table.add_column(head, justify="right", no_wrap=True)
     for r in results:
         m = r.metrics
         cells = [m["pass@1"], m["mean_reward"], *[m[f"sampled/pass@{k}"] for k in ks]]
         cells += [m[f"sampled/maj@{st.samples}"]] if st.samples else []
+        cells += [m["episode/success_by_turn_1"], m[f"episode/success_by_turn_{K}"]] if K else []
         checkpoint = re.sub(r"^step_0*(?=\d)", "step_", r.target.checkpoint or "-")  # step_000050 -> step_50
         table.add_row(escape(r.target.arg), checkpoint, *[f"{c:.3f}" for c in cells], f"{r.seconds:.1f}")
     console.print(table)
@@ -299,13 +352,13 @@ def eval_command(models: list[str], data: str, *, grader: str | None = None, che
                  batch_size: int | None = None, seed: int | None = None, dtype: str | None = None,
                  device: str = "auto", workers: int | None = None, threads: int | None = None,
                  out: str | None = None, json_line: bool = False, quiet: bool = False,
-                 backend: str | None = None) -> list[ModelResult]:
+                 backend: str | None = None, environment: str | None = None) -> list[ModelResult]:
     """Run ``rft eval``: every input is checked before the first model loads; bad input raises the
     errors :func:`rft.cli.user_errors` reports as one line with exit status 2."""
     console = Console(quiet, json_lines=json_line)
     targets = [resolve_target(m, checkpoint) for m in models]
     st = resolve_settings(targets, grader, max_new_tokens, samples, temperature, batch_size, seed, dtype, device,
-                          workers, backend)
+                          workers, backend, environment)
     if not Path(data).exists():  # read_dataset's own message names the config fields, not the flag
         raise DataError(f"--data {data}: no such file or directory")
     examples = read_dataset(data)
@@ -355,6 +408,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="grader worker processes (-1: one per core, 0: in-process; default: "
                    "the run's grading.workers, else 0)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default torch's choice)")
+    p.add_argument("--environment", help="run episodes in this environment: a type (sql_retry, code_retry; single: "
+                   "one turn) or the environment section as inline YAML/JSON or a file (default: the run's); reports "
+                   "success at turn 1 and within k turns")
     p.add_argument("--backend", choices=["torch", "vllm"], help="sampling engine (default: the run's "
                    "sampling.backend, else torch)")
     p.add_argument("--out", help="write a JSON file: the summary (data, settings, per-model metrics) with each "
@@ -368,5 +424,6 @@ def run(args: argparse.Namespace) -> int:
     eval_command(args.models, args.data, grader=args.grader, checkpoint=args.checkpoint, samples=args.samples,
                  max_new_tokens=args.max_new_tokens, temperature=args.temperature, batch_size=args.batch_size,
                  seed=args.seed, dtype=args.dtype, device=args.device, workers=args.workers, threads=args.threads,
-                 out=args.out, json_line=args.json, quiet=args.quiet, backend=args.backend)
+                 out=args.out, json_line=args.json, quiet=args.quiet, backend=args.backend,
+                 environment=args.environment)
     return 0

@@ -62,6 +62,10 @@ class SqlTask(_SizedTask):
     """Questions about a generated SQLite database, graded by running the query (the sql grader)."""
 
     name: Literal["sql"] = Field(description="the generator in rft.tasks.TASKS")
+    questions: Literal["terse", "natural"] = Field(
+        "terse", description="terse plain-text prompts for the char-level tiny model ('Names in IT older than 40?'), or "
+        "natural: chat prompts with the schema, several phrasings per intent, some intents held out "
+        "(rft.tasks.sql_questions)")
 
 
 class JsonTask(_SizedTask):

@@ -12,6 +12,10 @@ that returns nothing. The seed shuffles the questions; the first ``val_size`` ar
 Fields: ``db``, ``gold_sql``, ``solution`` (the gold query, as an SFT target) and ``template``.
 Prompts stay short (the schema line, the question, ``SQL:``) because the tiny model is char-level.
 
+With ``questions: natural`` (for chat models) the questions come from :mod:`rft.tasks.sql_questions`
+instead: chat prompts with the schema, several phrasings per intent, validation split by parameters,
+and intents held out of training and validation alike (:func:`unseen_template_questions`).
+
 Not covered: questions whose answer needs more than one join, NULL-bearing data, per-seed databases.
 """
 
@@ -27,7 +31,7 @@ from pathlib import Path
 
 from rft.config.tasks import SqlTask
 from rft.data import Example
-from rft.tasks.split import split_front, wanted
+from rft.tasks.split import DEFAULT_TRAIN_SIZE, split_front, wanted
 
 GRADER_SPEC = {"type": "sql"}
 SCHEMA = "emp(name,dept,age,salary) dept(name,city) proj(name,dept,budget)"
@@ -123,14 +127,47 @@ def _answerable(conn: sqlite3.Connection, gold_sql: str) -> bool:
     return bool(rows) and any(v is not None for row in rows for v in row)
 
 
+def _kept(questions: list, gold_at: int = 2) -> list:
+    """The questions whose gold query returns a row that is not all NULL."""
+    conn = sqlite3.connect(f"file:{urllib.parse.quote(str(ensure_database()))}?mode=ro", uri=True)
+    try:
+        return [q for q in questions if _answerable(conn, q[gold_at])]
+    finally:
+        conn.close()
+
+
+def _natural(rows: list[tuple[str, str, str]], db: Path, kind: str) -> list[Example]:
+    from rft.tasks.sql_questions import chat_prompt
+
+    return [Example(id=f"sql-{kind}-{i}", prompt=chat_prompt(question),
+                    fields={"db": str(db), "gold_sql": gold, "solution": gold, "template": intent})
+            for i, (intent, question, gold) in enumerate(rows)]
+
+
+def _natural_questions(intents: dict) -> list:
+    from rft.tasks.sql_questions import questions
+
+    return _kept(questions(intents, list(_DEPTS), list(dict.fromkeys(_DEPTS.values()))))
+
+
+def unseen_template_questions(cfg: SqlTask, seed: int) -> list[Example]:
+    """Up to ``val_size`` questions (one phrasing each) of the intents training never sees
+    (:data:`rft.tasks.sql_questions.UNSEEN`), as chat prompts: compositional transfer."""
+    from rft.tasks.sql_questions import UNSEEN, one_phrasing_each
+
+    return _natural(one_phrasing_each(_natural_questions(UNSEEN), cfg.val_size, seed), ensure_database(), "unseen")
+
+
 def make_sql(cfg: SqlTask, seed: int) -> tuple[list[Example], list[Example], dict]:
     """(train, val, grader_spec). Deterministic in ``seed``; val and train share no question."""
     db = ensure_database()
-    conn = sqlite3.connect(f"file:{urllib.parse.quote(str(db))}?mode=ro", uri=True)
-    try:
-        kept = [q for q in _questions() if _answerable(conn, q[2])]
-    finally:
-        conn.close()
+    if cfg.questions == "natural":
+        from rft.tasks.sql_questions import SEEN, split_by_parameters
+
+        train_rows, val_rows = split_by_parameters(_natural_questions(SEEN), cfg.val_size,
+                                                   cfg.train_size or DEFAULT_TRAIN_SIZE, seed)
+        return _natural(train_rows, db, "train"), _natural(val_rows, db, "val"), dict(GRADER_SPEC)
+    kept = _kept(_questions())
     random.Random(seed).shuffle(kept)
     examples = [
         Example(
