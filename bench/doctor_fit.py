@@ -72,7 +72,11 @@ print("RESULT " + json.dumps({"rss_before_gib": before / 2**20, "peak_rss_gib": 
 
 
 def run(script: str, *args: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    # a fresh process with a clean environment: what a test suite or a shell left set (an inductor cache, a
+    # torchrun rendezvous) is not part of the run being measured
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "RFT_CACHE", "OMP_NUM_THREADS",
+            "ATEN_CPU_CAPABILITY")
+    env = {**{k: v for k, v in os.environ.items() if k in keep}, "PYTHONPATH": str(ROOT / "src")}
     out = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):

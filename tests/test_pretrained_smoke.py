@@ -199,13 +199,13 @@ def test_doctor_on_the_demo_config_gives_a_baseline_verdict_its_numbers_justify(
     assert cfg.model.path == PRESET and cfg.model.lora is not None and cfg.model.dtype == "bfloat16"
     report = doctor(cfg, n=8, k=4, console=QUIET)
     checks = {c.name: c for c in report.checks}
-    assert list(checks) == ["data", "load", "grader", "baseline", "cost"]
-    assert all(checks[n].verdict == "ok" for n in ("data", "load", "grader", "cost")), report.to_json()
+    assert list(checks) == ["data", "memory", "load", "grader", "baseline", "cost"]
+    assert all(checks[n].verdict == "ok" for n in ("data", "memory", "load", "grader", "cost")), report.to_json()
     base = checks["baseline"].values
     assert base["n"] == 8 and base["k"] == 4
     assert 0 <= base["pass@1"] <= base["pass@4"] <= 1 and base["max_reward"] <= 1
     assert (checks["baseline"].verdict, checks["baseline"].advice) == baseline_verdict(base, 4)
-    assert len(checks["cost"].values["step_s"]) == 2 and checks["cost"].values["completion_tokens_per_step"] > 0
+    assert len(checks["cost"].values["step_s"]) == 3 and checks["cost"].values["completion_tokens_per_step"] > 0
     assert json.loads((cfg.run_dir / DOCTOR_FILE).read_text())["verdict"] == report.verdict
 
 
