@@ -173,6 +173,16 @@ def test_local_directories_and_files_go_through_the_same_door(tmp_path):
         splits(path=str(tmp_path / "no" / "such" / "dir"), **mapping)
 
 
+def test_a_fifo_named_as_a_dataset_file_is_refused_by_type_not_read(tmp_path):
+    """The same gate as data.train_file: a FIFO would block the loader forever."""
+    import os
+
+    fifo = tmp_path / "rows.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        splits(path=str(fifo), prompt_field="q", answer_field="a")
+
+
 @pytest.mark.parametrize("dataset, message", [
     ({"template": "{question.__class__}"}, "not a plain column placeholder"),
     ({"template": "{}"}, "not a plain column placeholder"),

@@ -130,7 +130,7 @@ def read_jsonl(path: str | Path, *, require_prompt: bool = True) -> list[Example
     """Read a JSONL file of examples; every bad line is reported with its number.
     ``require_prompt=False``: see :func:`example_from_row`."""
     path = Path(path)
-    _check_file(path)
+    check_data_file(path)
     examples: list[Example] = []
     errors: list[str] = []
     for lineno, row, bad in jsonl_lines(path):
@@ -152,12 +152,13 @@ def read_jsonl(path: str | Path, *, require_prompt: bool = True) -> list[Example
     return examples
 
 
-def _check_file(path: Path) -> None:
-    """A data file must be a regular file: a FIFO or a device (``/dev/zero``) would hang or never end."""
+def check_data_file(path: Path, missing: str | None = None) -> None:
+    """A data file must be a regular file: a FIFO or a device (``/dev/zero``) would hang or never end.
+    ``missing``: the one-line message when it does not exist."""
     try:
         check_regular_file(path)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file; check data.train_file / data.val_file") from None
+        raise DataError(missing or f"{path}: no such file; check data.train_file / data.val_file") from None
     except InputFileError as e:
         raise DataError(str(e)) from None
 
@@ -173,7 +174,7 @@ def read_dataset(path: str | Path) -> list[Example]:
     if not path.exists():
         raise DataError(f"{path}: no such file or directory; check data.train_file / data.val_file")
     if not path.is_dir():
-        _check_file(path)
+        check_data_file(path)
     if path.suffix == ".jsonl":
         return read_jsonl(path)
     if path.is_file() and path.suffix not in DATASETS_SUFFIXES:

@@ -53,8 +53,8 @@ from string import Formatter
 from typing import Any, Iterator
 
 from rft.config.datasets import DatasetConfig, template_fields
-from rft.data import DataError, Example, example_from_row, split_examples
-from rft.files import MAX_LINE_BYTES, InputFileError, check_regular_file
+from rft.data import DataError, Example, check_data_file, example_from_row, split_examples
+from rft.files import MAX_LINE_BYTES
 
 MAX_ROWS = 1_000_000  # per split, unless data.dataset.max_rows says how many to read
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -135,12 +135,7 @@ def open_splits(cfg: DatasetConfig) -> tuple[dict[str, Any], bool, str | None]:
                             "save_to_disk directory or a folder of .jsonl/.json/.parquet/.csv files") from None
         return _as_splits(loaded), False, str(local.resolve())
     if local.exists() or local.suffix in FILE_BUILDERS:
-        try:
-            check_regular_file(local)
-        except FileNotFoundError:
-            raise DataError(f"{where}: no such file") from None
-        except InputFileError as e:
-            raise DataError(str(e)) from None
+        check_data_file(local, f"{where}: no such file")
         builder = FILE_BUILDERS.get(local.suffix)
         if builder is None:
             raise DataError(f"{where}: unsupported file type {local.suffix!r}; use .jsonl, .json, .parquet or .csv")
