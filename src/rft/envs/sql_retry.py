@@ -18,44 +18,13 @@ Not covered: databases given in the spec rather than the row (``sql.database``).
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 
 from rft.data import Example
 from rft.envs.base import EpisodeLimits
+from rft.envs.sql_slips import slip
 from rft.graders.base import Grade
 from rft.graders.sql import QueryError, SqlGrader, extract_sql
-
-_IDENT = re.compile(r"\b[a-z_]{3,}\b")  # lower-case identifiers (columns, tables); keywords are upper-case
-_KEYWORD = re.compile(r"\b(?:SELECT|FROM|WHERE|COUNT|ORDER|LIMIT|AND|JOIN|SUM|AVG|MAX|MIN)\b")
-
-
-def _misspell(word: str, rng: random.Random) -> str:
-    i = rng.randrange(1, len(word))
-    edits = [word[:i] + word[i + 1:], word[:i] + word[i] + word[i:], word[:i - 1] + word[i] + word[i - 1] + word[i + 1:]]
-    return rng.choice([w for w in edits if w != word] or [word + "s"])
-
-
-def slip(sql: str, rng: random.Random) -> str | None:
-    """``sql`` with one slip of the kinds a model makes -- a misspelled column or table, a misspelled
-    keyword, a dropped closing parenthesis or quote -- or None when it offers none. Which kind is
-    drawn at random among those the query allows."""
-    names = [m for m in _IDENT.finditer(sql) if not _inside_string(sql, m.start())]
-    keywords = [m for m in _KEYWORD.finditer(sql) if not _inside_string(sql, m.start())]
-    closers = [i for i, ch in enumerate(sql) if ch == ")" or (ch == "'" and _inside_string(sql, i))]
-    kinds = [k for k, ok in (("name", names), ("keyword", keywords), ("closer", closers)) if ok]
-    if not kinds:
-        return None
-    kind = rng.choice(kinds)
-    if kind == "closer":
-        i = rng.choice(closers)
-        return sql[:i] + sql[i + 1:]
-    m = rng.choice(names if kind == "name" else keywords)
-    return sql[: m.start()] + _misspell(m.group(0), rng) + sql[m.end():]
-
-
-def _inside_string(sql: str, pos: int) -> bool:
-    return sql[:pos].count("'") % 2 == 1
 
 
 def _cell(value: object) -> str:
@@ -111,10 +80,12 @@ class SqlRetry:
 
     def mistake(self, example: Example, target: str, rng: random.Random) -> tuple[str, str] | None:
         """(a wrong first turn, the observation it gets) for a procedural retry transcript whose second
-        turn is ``target`` (an SFT warm start): ``target`` with one slip (:func:`slip`), when SQLite
-        refuses it. None when no such slip fails (the example gets no transcript)."""
+        turn is ``target`` (an SFT warm start): ``target`` with one slip (:func:`rft.envs.sql_slips.slip`:
+        a typo, or a column / table the database's schema does not have where the query uses it), when
+        SQLite refuses it. None when no such slip fails (the example gets no transcript)."""
+        schema = self.grader.schema(example)
         for _ in range(8):
-            bad = slip(target, rng)
+            bad = slip(target, rng, schema)
             if bad is None:
                 return None
             observation = SqlRetryEpisode(self, example).step(bad)

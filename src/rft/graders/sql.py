@@ -58,6 +58,7 @@ _LEAD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*([A-Za-z]+)", re.DOTALL)
 _FENCE = re.compile(r"```(?:sql|sqlite)?[ \t]*\n(.*?)\n?```", re.DOTALL | re.IGNORECASE)
 _STRINGS_AND_COMMENTS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
 _STEP = 1000  # VM instructions between progress-handler calls
+MAX_TABLES = 1000  # tables SqlGrader.schema reads from one database
 
 
 class QueryError(Exception):
@@ -165,6 +166,7 @@ class SqlGrader:
     spec: SqlSpec
     _conns: dict[str, sqlite3.Connection] = field(default_factory=dict, repr=False)
     _gold: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _schemas: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -218,6 +220,33 @@ class SqlGrader:
                 self._run(path, "SELECT count(*) FROM sqlite_master")
         except (QueryError, sqlite3.Error) as e:
             raise ValueError(f"database {str(path)!r} cannot be read as SQLite ({e})") from None
+
+    def schema(self, example: Example) -> dict[str, tuple[str, ...]]:
+        """The example's database as table -> column names (its ordinary tables, at most ``MAX_TABLES``),
+        read through the same guarded connection: the names from ``sqlite_master``, each table's
+        columns from ``SELECT * ... LIMIT 0`` (the authorizer denies ``PRAGMA table_info``). Cached per
+        database file. ValueError when the example names no usable database, QueryError when SQLite
+        refuses to read it."""
+        path = self._db_path(example)
+        if isinstance(path, str):
+            raise ValueError(path)
+        key = str(path.resolve())
+        with self._lock:
+            if key not in self._schemas:
+                names = self._run(path, "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                        "AND name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY rowid")
+                self._schemas[key] = {str(n): self._columns(key, str(n)) for (n,) in names[:MAX_TABLES]}
+            return self._schemas[key]
+
+    def _columns(self, key: str, table: str) -> tuple[str, ...]:
+        quoted = '"' + table.replace('"', '""') + '"'
+        try:
+            cursor = self._conns[key].execute(f"SELECT * FROM {quoted} LIMIT 0")
+        except sqlite3.Error as e:
+            raise QueryError(f"error: {e}") from None
+        names = tuple(str(d[0]) for d in cursor.description or ())
+        cursor.close()
+        return names
 
     def query(self, example: Example, sql: str) -> list[tuple[Any, ...]]:
         """Rows of one candidate query on the example's database, under this grader's guards and bounds
