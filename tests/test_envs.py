@@ -429,3 +429,57 @@ def test_sql_retry_gives_a_repeated_failing_query_its_error_again():
     ep = SqlRetry(EpisodeLimits(max_turns=3), build({"type": "sql"})).reset(train[0])
     assert ep.step("SELECT nme FROM emp").startswith("Error: ")
     assert ep.step("SELECT nme FROM emp").startswith("Error: ")
+
+
+@pytest.mark.parametrize("on_success, script, by_turn", [
+    # show: a right first query, confirmed at turn 2, is a turn-1 success (it was 0 by construction)
+    ("show", ["GOLD", "GOLD"], [1.0, 1.0, 1.0]),
+    # show: the same query written differently at turn 2 (its rows shown again), confirmed at turn 3
+    ("show", ["GOLD", "GOLD+", "GOLD+"], [1.0, 1.0, 1.0]),
+    # show: an error, the fix at turn 2, confirmed at turn 3: a turn-2 success
+    ("show", ["SELECT nme FROM emp", "GOLD", "GOLD"], [0.0, 1.0, 1.0]),
+    # show: rows of another query first, then the fix: found at turn 2
+    ("show", ["SELECT 12345", "GOLD", "GOLD"], [0.0, 1.0, 1.0]),
+    # end: unchanged, success at the turn whose query ran
+    ("end", ["SELECT nme FROM emp", "GOLD"], [0.0, 1.0, 1.0]),
+    ("end", ["GOLD"], [1.0, 1.0, 1.0]),
+])
+def test_success_by_turn_counts_the_turn_the_answer_was_found(tok, on_success, script, by_turn):
+    from rft.config import task_config
+    from rft.envs.sql_retry import SqlRetry
+    from rft.graders.registry import build
+    from rft.tasks.sql import make_sql
+
+    train, _, _ = make_sql(task_config(name="sql", val_size=5, train_size=10), seed=0)
+    ex, grader = train[0], build({"type": "sql"})
+    respaced = ex.get("gold_sql").replace("SELECT ", "SELECT  ")  # the same query, another text
+    script = [t.replace("GOLD+", respaced).replace("GOLD", ex.get("gold_sql")) for t in script]
+    env = SqlRetry(EpisodeLimits(max_turns=3, max_tokens=4000), grader, on_success=on_success)
+    runner = EpisodeRunner.of(env, tok)
+    done = [g[0] for g in runner.run(ScriptedEngine(tok, script), [ex], [tok(ex.prompt)["input_ids"]], 1, PARAMS)]
+    grades = [grader(c.text, ex) for c in done]
+    m = runner.metrics(done, grades)
+    assert [m[f"episode/success_by_turn_{k}"] for k in (1, 2, 3)] == by_turn
+    assert done[0].episode.turns == len(script) and grades[0].passed
+    assert runner.sample_fields(done[0])["answer_turn"] == by_turn.index(1.0) + 1
+
+
+def test_success_by_turn_needs_a_passed_episode_and_a_sane_answer_turn(tok):
+    """A failed episode counts at no turn; an answer_turn out of range (or not an int) is ignored."""
+
+    @dataclass
+    class Claims(Countdown):
+        claim: object = 1
+
+        def reset(self, example):
+            ep = CountdownEpisode(self)
+            ep.answer_turn = lambda: self.claim  # type: ignore[attr-defined]
+            return ep
+
+    for claim, turns in ((1, 1), (0, 3), (7, 3), ("1", 3), (True, 3)):
+        env = Claims(EpisodeLimits(max_turns=3, max_tokens=500), claim=claim)
+        _, _, out = _run(tok, env, ["ab", "cd", "done"], n=1)
+        done = [g[0] for g in out]
+        assert done[0].episode.answer_turn == (1 if claim == 1 and claim is not True else None)
+        m = EpisodeRunner.of(env, tok).metrics(done, [Grade(1.0, True), Grade(0.0, False)])
+        assert m[f"episode/success_by_turn_{turns}"] == 0.5 and m["episode/success_by_turn_1"] == (0.5 if turns == 1 else 0.0)

@@ -24,8 +24,9 @@ device and dtype, ``rft eval`` reproduces the ``val/*`` numbers the run logged f
 Episodes: a run trained with a multi-turn environment (``environment:`` in its config; or any model
 with ``--environment``, a type name such as ``sql_retry`` or the section as inline YAML/JSON or a
 file) is evaluated through that environment, as validation runs it (:class:`rft.envs.episodes.EpisodeRunner`):
-``pass@1`` is the greedy episode's success, ``episode/success_by_turn_k`` the share that passed within
-k turns (the table shows turn 1 and within the last turn), and each row keeps its transcript.
+``pass@1`` is the greedy episode's success, ``episode/success_by_turn_k`` the share that passed with
+the answer found by turn k (:meth:`rft.envs.episodes.EpisodeRunner.metrics`; the table shows turn 1
+and within the last turn), and each row keeps its transcript.
 ``--environment single`` evaluates one turn.
 
 One set of settings applies to every model, so that rows compare: a flag when given, else the first

@@ -76,6 +76,10 @@ class Episode(Protocol):
         """The episode's own final grade, or None to have the run's grader grade :meth:`answer`."""
         ...
 
+    # Optional: ``answer_turn() -> int``, the model turn (1-based) at which the answer was found, when
+    # the episode goes on after it (sql_retry's ``on_success: show``: the model confirms a query a turn
+    # later). ``episode/success_by_turn_k`` counts a passed episode at that turn; without it, at its last.
+
 
 class Environment(Protocol):
     limits: EpisodeLimits

@@ -276,11 +276,14 @@ class EpisodeRunner:
         if rec is None or self.env.limits.max_turns == 1:
             return {}
         return {"transcript": [{"role": m.role, "text": m.text} for m in rec.transcript], "turns": rec.turns,
-                "end": rec.end}
+                "end": rec.end, **({"answer_turn": rec.answer_turn} if rec.answer_turn is not None else {})}
 
     def metrics(self, done: list[Completion], grades: list[Grade]) -> dict[str, float]:
         """``episode/*`` metrics of multi-turn episodes (none for a single-turn environment): mean turns,
-        success by turn k (the share of episodes that passed within k turns), tokens by role, the
+        success by turn k (the share of episodes that passed with their answer found by turn k: the
+        turn the episode reports (``answer_turn()``; sql_retry: the first turn whose query returned the
+        answer's rows, so a right first query the model confirms at turn 2 under ``on_success: show``
+        counts at turn 1), else its last turn), tokens by role, the
         length of one model turn (what the length monitor watches), and the share of episodes ended
         by each reason (``end/max_turns``, ``end/length``, ...)."""
         K = self.env.limits.max_turns
@@ -293,7 +296,8 @@ class EpisodeRunner:
                "episode/turn_len_mean": sum(r.tokens_of("assistant") / max(r.turns, 1) for r in recs) / n,
                "episode/observation_tokens_mean": sum(r.tokens_of("observation") for r in recs) / n}
         for k in range(1, K + 1):
-            out[f"episode/success_by_turn_{k}"] = sum(passed_of(g) and r.turns <= k for r, g in zip(recs, grades)) / n
+            out[f"episode/success_by_turn_{k}"] = sum(passed_of(g) and (r.answer_turn or r.turns) <= k
+                                                      for r, g in zip(recs, grades)) / n
         out.update({f"episode/end/{why}": sum(r.end == why for r in recs) / n for why in END_REASONS})
         return out
 
@@ -356,14 +360,19 @@ def _admit(run: _Run, obs: str, turn: int, fmt: ObservationFormat, limits: Any, 
 
 def _completion(run: _Run, timeout_s: float | None) -> Completion:
     grade: Grade | None = None
+    found: Any = None
     answer = run.transcript[-1].text if run.transcript else ""
     if run.episode is not None and run.end != "env_error":
         answer = _guarded(run, run.episode.answer, timeout_s) or ""
         grade = _guarded(run, run.episode.grade, timeout_s)
+        answer_turn = getattr(run.episode, "answer_turn", None)  # optional (rft.envs.base.Episode)
+        found = _guarded(run, answer_turn, timeout_s) if answer_turn is not None else None
     if run.end == "env_error":
         grade = Grade(0.0, False, f"environment error: {run.error}",
                       {"error": run.error.partition(":")[0], "env_error": run.error})
-    record = EpisodeRecord(tuple(run.transcript), run.end or "answer", tuple(run.mask), run.error, grade)
+    turns = sum(m.role == "assistant" for m in run.transcript)
+    found = found if isinstance(found, int) and not isinstance(found, bool) and 1 <= found <= turns else None
+    record = EpisodeRecord(tuple(run.transcript), run.end or "answer", tuple(run.mask), run.error, grade, found)
     return Completion(run.ids, answer, run.last_finish, record)  # type: ignore[arg-type]
 
 

@@ -11,7 +11,10 @@ authorizer that denies every write, ATTACH and PRAGMA, and its row / VM-step / t
   model writes the same query again or the turns run out.
 
 The episode is graded on its last query by the run's grader (``sql``: compared with the gold
-query's result). The gold query never runs here, so no observation carries an expected value.
+query's result); :meth:`SqlRetryEpisode.answer_turn` says at which turn a query first returned the
+answer's rows (what ``episode/success_by_turn_k`` counts, so that under ``show`` a right first query
+is a turn-1 success although the episode ends when it is repeated). The gold query never runs
+here, so no observation carries an expected value.
 Not covered: databases given in the spec rather than the row (``sql.database``).
 """
 
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from rft.data import Example
 from rft.envs.base import EpisodeLimits
 from rft.envs.sql_slips import slip
 from rft.graders.base import Grade
-from rft.graders.sql import QueryError, SqlGrader, extract_sql
+from rft.graders.sql import QueryError, SqlGrader, extract_sql, has_order_by, results_equal
 
 
 def _cell(value: object) -> str:
@@ -37,6 +41,7 @@ class SqlRetryEpisode:
     env: "SqlRetry"
     example: Example
     queries: list[str] = field(default_factory=list)
+    results: list[list[tuple[Any, ...]] | None] = field(default_factory=list)  # each turn's rows; None: it failed
 
     def step(self, turn: str) -> str | None:
         sql, why = extract_sql(turn)
@@ -44,13 +49,17 @@ class SqlRetryEpisode:
                     and sql == self.queries[-1])
         self.queries.append(sql if sql is not None else turn)
         if sql is None:
+            self.results.append(None)
             return f"Error: {why}"
         if repeated:  # the model confirmed the query whose rows it was shown
+            self.results.append(self.results[-1])
             return None
         try:
             rows = self.env.grader.query(self.example, sql)  # no database: ValueError, an environment error
         except QueryError as e:
+            self.results.append(None)
             return f"Error: {str(e).removeprefix('error: ')}"
+        self.results.append(rows)
         if self.env.on_success == "end":
             return None
         shown = "\n".join(" | ".join(_cell(v) for v in row) for row in rows[: self.env.feedback_rows])
@@ -58,6 +67,19 @@ class SqlRetryEpisode:
 
     def answer(self) -> str:
         return self.queries[-1] if self.queries else ""
+
+    def answer_turn(self) -> int:
+        """The first turn whose query returned the rows of the answer's (compared as the grader compares
+        results; in order when the answer has ORDER BY): the turn the answer was found, which under
+        ``on_success: show`` is a turn before the model confirms it by repeating it. The last turn
+        when the answer did not run."""
+        last = self.results[-1] if self.results else None
+        if last is None:
+            return len(self.queries)
+        spec = self.env.grader.spec
+        ordered = spec.compare == "multiset" and has_order_by(self.queries[-1])
+        return next(i + 1 for i, rows in enumerate(self.results)
+                    if rows is not None and results_equal(last, rows, spec.compare, ordered, spec.ignore_column_order))
 
     def grade(self) -> Grade | None:
         return None

@@ -59,6 +59,7 @@ class EpisodeRecord:
     loss_mask: tuple[int, ...]
     error: str = ""
     grade: Any = None  # rft.graders.base.Grade | None
+    answer_turn: int | None = None  # the turn the answer was found (Episode.answer_turn); None: the last turn
 
     @property
     def turns(self) -> int:
