@@ -161,3 +161,14 @@ def test_the_step_record_counts_everything_sampled_and_the_training_groups_apart
     assert record["loss"] == 0.5 and record["time/rollout"] == 1.0 and record["grader/math/count"] == 4
     no_dynamic = step_record(3, [kept], [kept], 2, 2.0, 4, False, {}, {}, {})
     assert not any(k.startswith("dynamic/") for k in no_dynamic)
+
+
+def test_sft_with_a_time_limit_stops_validated_and_saved(tmp_path, tiny_model_dir):
+    """An equal-wall-time arm (bench/sql_arms.py): the clock, not sft.steps, ends the warm start."""
+    cfg = config_from_dict({
+        "name": "timed", "output_dir": str(tmp_path), "seed": 0, "threads": 2, "model": {"path": str(tiny_model_dir)},
+        "data": {"task": {"digits": 1, "val_size": 4}}, "sampling": {"max_new_tokens": 3},
+        "sft": {"steps": 10_000, "batch_size": 4, "eval_every": 10_000},
+    })
+    result = sft(cfg, console=QUIET, time_limit_s=0.0)
+    assert result.steps == 1 and "val/pass@1" in result.val and (result.model_dir / "config.json").is_file()

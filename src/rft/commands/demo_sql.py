@@ -15,7 +15,7 @@ copied to ``configs/sql_smollm2.yaml``).
 
 Prints greedy success at turn 1 and within 3 turns of the base, the warm start and the final model
 (validation: held-out parameters of seen intents), the same on unseen intents, and the capability
-guard's general-text NLL. Not covered: several seeds (bench/sql_smollm2.py runs them), pass@k of the
+guard's general-text NLL. Not covered: several seeds and the control arms (bench/sql_arms.py), pass@k of the
 final model.
 """
 
@@ -72,7 +72,9 @@ def run_sql_demo(model: str, overrides: list[str], minutes: float | None, consol
 
     console.print(f"[bold]2/4 SFT warm start[/] {cfg.sft.steps} steps on gold queries, {cfg.sft.retry_share:.0%} "
                   "shown as retry transcripts (a slip, SQLite's error, the fix)")
+    t_sft = time.perf_counter()
     warm = sft(cfg, overwrite=True, console=console)
+    sft_wall = time.perf_counter() - t_sft
     warm_check, _ = doctor_baseline(cfg, str(warm.model_dir))
     console.print(f"   warm start: turn 1 / within {K} turns {_turns(warm.val, 'val/', K)} ({warm.steps} steps, "
                   f"{warm.seconds:.0f}s); doctor: [bold]{warm_check.verdict}[/] -- {warm_check.advice}")
@@ -81,7 +83,9 @@ def run_sql_demo(model: str, overrides: list[str], minutes: float | None, consol
                   f"{cfg.grpo.prompts_per_step} prompts x {cfg.sampling.num_generations} episodes a step")
     grpo_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": str(warm.model_dir)})})
     budget = minutes * 60 - (time.perf_counter() - t0) if minutes else None
+    t_grpo = time.perf_counter()
     result = train(grpo_cfg, overwrite=True, console=console, time_limit_s=budget, after_vals=UNSEEN_EVAL_VALS)
+    grpo_wall = time.perf_counter() - t_grpo
 
     unseen_path = Path(result.run_dir) / UNSEEN_FILE
     write_jsonl(unseen_path, unseen_template_questions(task, cfg.seed))
@@ -109,5 +113,6 @@ def run_sql_demo(model: str, overrides: list[str], minutes: float | None, consol
     return {"base": base, "warm": result.first_val, "after": after, "unseen": unseen,
             "doctor": {"base": base_check.verdict, "warm": warm_check.verdict}, "sft_steps": warm.steps,
             "sft_s": warm.seconds, "steps": result.steps, "seconds": total, "run_dir": str(result.run_dir),
-            "sft_run_dir": str(warm.run_dir)}
+            "sft_run_dir": str(warm.run_dir), "sft_wall_s": sft_wall, "grpo_wall_s": grpo_wall,
+            "unseen_path": str(unseen_path)}
 

@@ -28,7 +28,13 @@ from rft.data import Example
 from rft.envs.base import EpisodeLimits
 from rft.envs.sql_slips import slip
 from rft.graders.base import Grade
-from rft.graders.sql import QueryError, SqlGrader, extract_sql, has_order_by, results_equal
+from rft.graders.sql import (
+    QueryError,
+    SqlGrader,
+    extract_sql,
+    has_order_by,
+    results_equal,
+)
 
 
 def _cell(value: object) -> str:

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 Schema = Mapping[str, Sequence[str]]  # table -> its columns
 

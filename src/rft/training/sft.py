@@ -65,7 +65,12 @@ def save_model_atomically(model, tokenizer, out: Path) -> Path:
     return out
 
 
-def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None) -> SFTResult:
+def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None,
+        time_limit_s: float | None = None) -> SFTResult:
+    """Run the warm start. ``time_limit_s`` (loading counts too) ends it, validated and saved, after the
+    first step past which another step and a validation, timed as the last ones, would not fit -- as
+    :func:`rft.grpo.train.train` does (an arm of an equal-wall-time comparison, bench/sql_arms.py)."""
+    deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None
     console = console or Console()
     s = open_session(cfg)
     c = cfg.sft
@@ -98,9 +103,10 @@ def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None)
 
     t0 = time.perf_counter()
     val: dict[str, float] = {}
-    step = 0
+    step, val_s = 0, 0.0
     with console.progress(c.steps, "sft") as bar:
         for step in range(1, c.steps + 1):
+            t_step = time.monotonic()
             examples = [s.train[i] for i in cursor.take(c.batch_size)]
             prompts = [retry[e.id] if e.id in retry and rng.random() < c.retry_share else s.prompt_ids[e.id]
                        for e in examples]
@@ -118,12 +124,17 @@ def sft(cfg: Config, *, overwrite: bool = False, console: Console | None = None)
             if step % 25 == 0:
                 run.log_metrics({"type": "train", "step": step, "loss": float(loss.detach()), "grad_norm": float(grad_norm),
                                  "lr": scheduler.get_last_lr()[0]})
-            if step % c.eval_every == 0 or step == c.steps:
+            now = time.monotonic()
+            last = step == c.steps or (deadline is not None and now + (now - t_step) + val_s > deadline)
+            if step % c.eval_every == 0 or last:
                 val = check(step)
+                val_s = time.monotonic() - now
                 if c.target_accuracy is not None and val["val/pass@1"] >= c.target_accuracy:
                     bar.update(1, loss=f"{float(loss.detach()):.3f}", val=f"{val['val/pass@1']:.3f}")
                     break
             bar.update(1, loss=f"{float(loss.detach()):.3f}", val=f"{val.get('val/pass@1', float('nan')):.3f}")
+            if last:
+                break
     seconds = time.perf_counter() - t0
     run.close()
     if is_lora(model):  # merged weights: `rft train` starts from model/ like from any model directory
