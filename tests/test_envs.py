@@ -426,9 +426,10 @@ def test_sql_retry_gives_a_repeated_failing_query_its_error_again():
     from rft.tasks.sql import make_sql
 
     train, _, _ = make_sql(task_config(name="sql", val_size=5, train_size=10), seed=0)
-    ep = SqlRetry(EpisodeLimits(max_turns=3), build({"type": "sql"})).reset(train[0])
-    assert ep.step("SELECT nme FROM emp").startswith("Error: ")
-    assert ep.step("SELECT nme FROM emp").startswith("Error: ")
+    for on_success in ("end", "show"):
+        ep = SqlRetry(EpisodeLimits(max_turns=3), build({"type": "sql"}), on_success=on_success).reset(train[0])
+        assert ep.step("SELECT nme FROM emp").startswith("Error: ")
+        assert ep.step("SELECT nme FROM emp").startswith("Error: "), on_success  # show ended the episode here
 
 
 @pytest.mark.parametrize("on_success, script, by_turn", [

@@ -52,7 +52,7 @@ class SqlRetryEpisode:
     def step(self, turn: str) -> str | None:
         sql, why = extract_sql(turn)
         repeated = (self.env.on_success == "show" and bool(self.queries) and sql is not None
-                    and sql == self.queries[-1])
+                    and sql == self.queries[-1] and self.results[-1] is not None)  # its rows were shown
         self.queries.append(sql if sql is not None else turn)
         if sql is None:
             self.results.append(None)
