@@ -89,7 +89,24 @@ def test_single_turn_is_the_engines_own_output(tok):
     for group in out:
         for c in group:
             assert (c.token_ids, c.text, c.finish_reason) == (direct.token_ids, direct.text, direct.finish_reason)
-            assert c.episode.loss_mask == (1,) * len(c.token_ids) and c.episode.end == "answer"
+            assert c.episode is None  # no episode record: every token is the model's, graded by the grader
+
+
+def test_a_single_turn_run_starts_no_thread_and_no_episode(tok, monkeypatch):
+    """The trivial environment pays for nothing a turn does not need: no thread pool, no reset."""
+    import rft.envs.episodes as episodes
+
+    class NoThreads:
+        def __init__(self, *a, **k):
+            raise AssertionError("a single-turn run started a thread pool")
+
+    class NoReset(SingleTurn):
+        def reset(self, example):
+            raise AssertionError("a single-turn run built an episode")
+
+    monkeypatch.setattr(episodes, "ThreadPoolExecutor", NoThreads)
+    engine, _, out = _run(tok, NoReset(), ["xy"])
+    assert len(engine.calls) == 1 and [len(g) for g in out] == [2, 2]
 
 
 def test_turns_are_batched_across_episodes_with_observations_masked(tok):

@@ -74,6 +74,19 @@ def test_sampling_leaves_the_model_mode_unchanged(tiny_model_dir):
     assert model.training
 
 
+def test_sampling_an_eval_mode_policy_does_not_switch_its_modules(tiny_model_dir, monkeypatch):
+    """A GRPO policy is in eval mode already: each mode switch walks every module, twice a rollout."""
+    model, _, sampler, ids = _setup(tiny_model_dir)
+    model.eval()
+
+    def switched(mode=True):
+        raise AssertionError(f"sampling switched an eval-mode model to train({mode})")
+
+    monkeypatch.setattr(model, "train", switched)
+    out = sampler.generate(ids[:2], 2, SamplingParams(2), torch.Generator().manual_seed(0))
+    assert [len(g) for g in out] == [2, 2] and not model.training
+
+
 def _seeded(sampler, ids, seeds, params):
     return [[c.token_ids for c in g] for g in sampler.generate(ids, 4, params, seeds=seeds)]
 

@@ -2,7 +2,7 @@
 
 Turn 1 is one ``engine.generate(prompts, n, params, seeds)`` call, exactly as a single-turn rollout
 samples (so the trivial environment gives the same completions and the same rewards as before
-episodes existed). Each later turn is one ``generate`` call over every episode still going, each
+episodes existed; for it that call is the whole run, see :meth:`EpisodeRunner.run`). Each later turn is one ``generate`` call over every episode still going, each
 with its own context (prompt + every earlier turn and observation) and its own seed, derived from
 its group's seed, its index in the group and the turn.
 
@@ -230,7 +230,11 @@ class EpisodeRunner:
         """``n`` episodes per example, grouped per example, in order. Each returned :class:`Completion`
         holds every id after the prompt (``token_ids``), the text to grade (``text``: the episode's
         answer) and its :class:`EpisodeRecord` (``episode``), whose ``grade`` is set when the episode
-        graded itself or failed."""
+        graded itself or failed. The trivial environment (:class:`SingleTurn`: one turn, graded by the run's
+        grader) returns the engine's own completions (``episode`` None, every token the model's): no
+        thread pool, no episode objects, nothing the one turn does not need."""
+        if isinstance(self.env, SingleTurn):
+            return engine.generate(prompts, n, params, generator, seeds=seeds)
         env, limits, now = self.env, self.env.limits, time.monotonic()
         runs = [_Run(e, p, seeds[i] if seeds else 0, None, now) for i, (e, p) in enumerate(zip(examples, prompts))
                 for _ in range(n)]

@@ -47,18 +47,14 @@ def build_token_batch(prompts: list[list[int]], completions: list[list[int]], pa
     gets no loss, no KL and no entropy term (their ``completion_mask_BC`` is 0)."""
     P = max(len(p) for p in prompts)
     C = max(max((len(c) for c in completions), default=1), 1)
-    B = len(prompts)
-    ids = torch.full((B, P + C), pad_id, dtype=torch.long)
-    attn = torch.zeros((B, P + C), dtype=torch.long)
-    cmask = torch.zeros((B, C), dtype=torch.float32)
-    for i, (p, c) in enumerate(zip(prompts, completions)):
-        ids[i, P - len(p) : P] = torch.tensor(p, dtype=torch.long)
-        attn[i, P - len(p) : P + len(c)] = 1
-        if c:
-            ids[i, P : P + len(c)] = torch.tensor(c, dtype=torch.long)
-            own = loss_masks[i] if loss_masks is not None else None
-            cmask[i, : len(c)] = 1.0 if own is None else torch.tensor(own, dtype=torch.float32)
-    return TokenBatch(ids, attn, cmask, P)
+    masks = loss_masks if loss_masks is not None else [None] * len(prompts)
+    # laid out as Python lists and converted once: a tensor per row cost ~1 ms for 64 rows
+    ids = [[pad_id] * (P - len(p)) + list(p) + list(c) + [pad_id] * (C - len(c)) for p, c in zip(prompts, completions)]
+    attn = [[0] * (P - len(p)) + [1] * (len(p) + len(c)) + [0] * (C - len(c)) for p, c in zip(prompts, completions)]
+    cmask = [([1.0] * len(c) if own is None else [float(m) for m in own]) + [0.0] * (C - len(c))
+             for c, own in zip(completions, masks)]
+    return TokenBatch(torch.tensor(ids, dtype=torch.long), torch.tensor(attn, dtype=torch.long),
+                      torch.tensor(cmask, dtype=torch.float32), P)
 
 
 MIN_CHUNK_ROWS = 8  # rows of the smallest length bucket: fewer make matmuls too small to pay off

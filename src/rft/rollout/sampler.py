@@ -86,11 +86,13 @@ class TorchSampler:
             raise ValueError(f"seeds: got {len(seeds)} seeds for {len(prompts)} prompts; pass one seed per prompt")
         group_gens = [torch.Generator().manual_seed(int(s)) for s in seeds] if seeds is not None else None
         was_training = self.model.training
-        self.model.eval()
+        if was_training:  # a GRPO policy is already in eval mode: switching walks every module (~0.6 ms each way)
+            self.model.eval()
         try:
             tokens = self._decode(prompts, n, params, generator, group_gens)
         finally:
-            self.model.train(was_training)
+            if was_training:
+                self.model.train()
         out: list[list[Completion]] = []
         for i in range(len(prompts)):
             group = []
