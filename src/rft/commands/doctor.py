@@ -20,9 +20,9 @@ checks, each line with a verdict ``ok`` / ``warn`` / ``block`` / ``skip``:
   some reward to amplify); about 10-30% of the reward earned is the sweet spot; above 90% there is
   little to gain; groups that all score alike carry no signal (rules in :func:`baseline_verdict`);
 - **cost**: real GRPO steps (``rft.grpo.train.train`` in a temporary run directory that is deleted
-  afterwards), 3 to 20 of them (:func:`probe_done`: a model whose steps take seconds runs 3, the tiny
-  demo's 70 ms steps 20): seconds and completion tokens per step, scaled to the configured steps plus
-  the validations (timed on the baseline's greedy pass), the median step of steps 2.. taken
+  afterwards), 3 to 20 of them (:func:`probe_done`: a model whose steps take 5 s or more runs 3, the
+  tiny demo's 70 ms steps 20): seconds and completion tokens per step, scaled to the configured steps
+  plus the validations (timed on the baseline's greedy pass), the lower median of steps 2.. taken
   (:func:`probe_step`) and split into rollout, reference and update seconds, the price when
   ``model.price_per_hour`` is set, and peak memory (the process's ``VmHWM``;
   ``torch.cuda.max_memory_allocated`` on a GPU).
@@ -279,7 +279,7 @@ def probe_done(step_s: list[float]) -> bool:
     :data:`PROBE_MAX_STEPS` steps ran. SmolLM2-135M's 8-12 s steps stop at 3; the tiny demo's 70 ms
     steps run 20, because two or three of them are no measure: one full garbage collection of Python's
     objects (~200 ms, once, early in a process; a real run pays it during its first validation, the
-    probe's validates one example) fell in the probe's step 3 or 5, and step 2 ran up to 25 % over the
+    probe's validates one example) fell in the probe's step 3 or 5, and step 2 once ran 25 % over the
     steps after it (BENCHMARKS.md, "rft doctor")."""
     return len(step_s) >= PROBE_STEPS and (sum(step_s[1:]) >= PROBE_BUDGET_S or len(step_s) >= PROBE_MAX_STEPS)
 
