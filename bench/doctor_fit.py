@@ -5,11 +5,14 @@
 For each config, two fresh processes, one after the other:
 
 1. **predict**: :func:`rft.commands.doctor.check_memory` (the estimate, before any model loads) and
-   :func:`rft.commands.doctor.check_cost` (doctor's three-step probe: the faster of steps 2 and 3);
+   :func:`rft.commands.doctor.check_cost` (doctor's probe: 3 to 20 steps, the median of steps 2..;
+   skipped with ``probe=False``, for the memory alone);
 2. **measure**: imports the trainer (torch, transformers, rft), reads its resident memory (VmRSS),
    then trains the same config for ``--steps`` steps with its validations (before step 1 and after
-   the last) in a throwaway run directory; measured peak = ``ru_maxrss`` at the end minus the RSS
-   before loading, measured step time = the median ``step_s`` of steps 2.. (step 1 pays warm-up).
+   the last) in a throwaway run directory; measured peak = the process's peak RSS at the end
+   (``VmHWM``, :func:`rft.models.memory.peak_rss_bytes`; not ``ru_maxrss``, which a process started
+   from a big one -- a test suite -- inherits) minus the RSS before loading, measured step time = the
+   median ``step_s`` of steps 2.. (step 1 pays warm-up).
 
 Configs: ``tiny`` the demo config (src/rft/configs/demo.yaml, the embedded model as created, no
 SFT), ``lora`` src/rft/configs/demo_smollm2.yaml (SmolLM2-135M, bf16, LoRA r=16 all-linear),
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -38,10 +42,10 @@ CONFIGS = {
 PREDICT = r"""
 import json, sys
 from rft.config import load_config
-from rft.commands.doctor import check_cost, check_memory
+from rft.commands.doctor import Check, check_cost, check_memory
 cfg = load_config(sys.argv[1], json.loads(sys.argv[2]) + ["output_dir=" + sys.argv[3]])
 mem = check_memory(cfg)
-cost = check_cost(cfg, 0.0, 0)
+cost = check_cost(cfg, 0.0, 0) if sys.argv[4] == "probe" else Check("cost", "skip", "not run")
 print("RESULT " + json.dumps({"memory": mem.values, "memory_summary": mem.summary, "cost": cost.values,
                               "cost_summary": cost.summary}, default=float))
 """
@@ -51,6 +55,7 @@ import json, resource, sys
 from rft.config import load_config
 from rft.console import Console
 from rft.grpo.train import train
+from rft.models.memory import peak_rss_bytes
 from rft.training.run_dir import RunDir
 
 def rss_kib():
@@ -62,9 +67,10 @@ cfg = load_config(sys.argv[1], json.loads(sys.argv[2]) + ["output_dir=" + sys.ar
                                                           "checkpoint.every=1000"])
 before = rss_kib()
 result = train(cfg, console=Console(quiet=True))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_rss_bytes() / 1024
 steps = [r for r in RunDir(result.run_dir).read_metrics() if r.get("type") == "train"]
-print("RESULT " + json.dumps({"rss_before_gib": before / 2**20, "peak_rss_gib": peak / 2**20,
+maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # for comparison: what a parent's peak can inflate
+print("RESULT " + json.dumps({"rss_before_gib": before / 2**20, "peak_rss_gib": peak / 2**20, "ru_maxrss_gib": maxrss / 2**20,
                               "growth_gib": (peak - before) / 2**20, "step_s": [r["step_s"] for r in steps],
                               "phases": {p: [r.get("time/" + p, 0.0) for r in steps]
                                          for p in ("rollout", "ref_logprobs", "update")}}))
@@ -84,17 +90,19 @@ def run(script: str, *args: str) -> dict:
     raise RuntimeError(f"no result (exit {out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
 
 
-def compare(name: str, extra: list[str], steps: int, tmp: str) -> dict:
-    """Predict, then measure, config ``name`` (with ``extra`` overrides) in two fresh processes."""
+def compare(name: str, extra: list[str], steps: int, tmp: str, probe: bool = True) -> dict:
+    """Predict, then measure, config ``name`` (with ``extra`` overrides) in two fresh processes;
+    ``probe=False`` predicts the memory alone (no step time: doctor's probe is not run)."""
     path, over = CONFIGS[name]
     over = over + extra
-    pred = run(PREDICT, path, json.dumps(over), tmp)
+    pred = run(PREDICT, path, json.dumps(over), tmp, "probe" if probe else "memory")
     meas = run(MEASURE, path, json.dumps(over), tmp, str(steps))
     m, c = pred["memory"], pred["cost"]
     step_meas = statistics.median(meas["step_s"][1:])  # a slow step on a shared machine moves a mean
+    pred_step = c.get("probe_step_s", math.nan)
     return {"config": name, "pred_peak_gib": m["peak_gib"], "meas_growth_gib": meas["growth_gib"],
-            "mem_ratio": m["peak_gib"] / meas["growth_gib"], "pred_step_s": c["probe_step_s"],
-            "meas_step_s": step_meas, "time_ratio": c["probe_step_s"] / step_meas,
+            "mem_ratio": m["peak_gib"] / meas["growth_gib"], "pred_step_s": pred_step,
+            "probe_steps": len(c.get("step_s", [])), "meas_step_s": step_meas, "time_ratio": pred_step / step_meas,
             "pred_parts": {k: round(v, 3) for k, v in m.items() if k.endswith("_gib")},
             "prompt_tokens": m["prompt_tokens"], "memory_line": pred["memory_summary"],
             "cost_line": pred["cost_summary"], "meas": meas}
@@ -110,12 +118,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="rft-fit-") as tmp:
             rows.append(compare(name, [], args.steps, tmp))
         print(json.dumps(rows[-1]), flush=True)
-    print("\n| config | predicted peak | measured peak RSS growth | pred/meas | predicted step (probe) | measured step "
+    print("\n| config | predicted peak | measured peak RSS growth | pred/meas | predicted step (probe steps) | measured step "
           "(median of steps 2..) | pred/meas |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['config']} | {r['pred_peak_gib']:.3f} GiB | {r['meas_growth_gib']:.3f} GiB | {r['mem_ratio']:.2f} | "
-              f"{r['pred_step_s']:.2f} s | {r['meas_step_s']:.2f} s | {r['time_ratio']:.2f} |")
+              f"{r['pred_step_s']:.3f} s ({r['probe_steps']}) | {r['meas_step_s']:.3f} s | {r['time_ratio']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,6 @@ import os
 import platform
 import random
 import re
-import resource
 import statistics
 import sys
 import tempfile
@@ -565,11 +564,14 @@ def reset_peak(device: torch.device) -> None:
 
 def peak_memory(device: torch.device) -> dict[str, float | None]:
     """Peak GPU memory since :func:`reset_peak` (allocated by tensors, and held by the caching allocator),
-    and the process's peak RSS so far (the whole run's, not this part's: the kernel keeps one maximum)."""
+    and the process's peak RSS so far (the whole run's, not this part's: the kernel keeps one maximum;
+    ``VmHWM``, :func:`rft.models.memory.peak_rss_bytes`, not a parent's peak as ``ru_maxrss`` can be)."""
+    from rft.models.memory import peak_rss_bytes
+
     cuda = device.type == "cuda"
     return {"peak_gpu_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
             "peak_gpu_reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30 if cuda else None,
-            "peak_rss_gib_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+            "peak_rss_gib_process": peak_rss_bytes() / 2**30}
 
 
 LR = {"full": 1e-6, "lora": 1e-5}

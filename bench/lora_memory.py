@@ -7,7 +7,8 @@ steps each, every mode in its own process so that peak RSS is that mode's alone.
 Reported per mode: parameters (total, trainable), bytes of the weights held (policy, plus the
 reference copy for full fine-tuning), of the gradients and of the AdamW state (2 fp32 tensors per
 trainable parameter, read from the optimizer after the run), peak RSS of the process
-(``ru_maxrss``), RSS after loading, and seconds per step. The model is random: the numbers are
+(``VmHWM``, :func:`rft.models.memory.peak_rss_bytes`: ``ru_maxrss`` would carry this parent's peak
+into each child), RSS after loading, and seconds per step. The model is random: the numbers are
 about memory and time, not learning.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -44,7 +44,9 @@ def make_model(out: Path) -> Path:
 
 
 def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    from rft.models.memory import peak_rss_bytes
+
+    return peak_rss_bytes() / 2**20
 
 
 def run_mode(mode: str, model_dir: Path, out: Path, steps: int) -> dict:

@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from rft.cli import main
-from rft.commands.doctor import baseline_verdict, check_grader
+from rft.commands.doctor import (
+    PROBE_MAX_STEPS,
+    PROBE_STEPS,
+    baseline_verdict,
+    check_grader,
+    probe_done,
+    probe_step,
+)
 from rft.data import Example
 from rft.graders.base import Grade
 
@@ -61,6 +68,37 @@ def test_a_grader_that_scores_the_same_completion_differently_is_flagged():
     assert check.verdict == "warn" and check.values["differing"] == 2  # the greedy answer and the reference
 
 
+PROBES = [
+    # id, step_s of the probe's steps so far, done
+    ("two_steps_are_never_enough", [30.0, 30.0], False),
+    ("slow_steps_stop_at_three", [12.0, 9.0, 9.5], True),
+    ("under_the_budget_after_three", [2.0, 2.0, 2.0], False),
+    ("timed_steps_reach_the_budget", [2.0] + [2.0] * 5, True),  # steps 2-6: 10 s; step 1 is not counted
+    ("fast_steps_run_to_the_most", [0.07] * PROBE_MAX_STEPS, True),
+    ("fast_steps_one_short_of_the_most", [0.07] * (PROBE_MAX_STEPS - 1), False),
+]
+
+
+@pytest.mark.parametrize("step_s, done", [c[1:] for c in PROBES], ids=[c[0] for c in PROBES])
+def test_the_probe_steps_until_its_budget_or_its_most_steps_never_fewer_than_three(step_s, done):
+    assert probe_done(step_s) is done
+
+
+STEPS = [
+    # id, step_s of steps 1.., the step_s that stands for every step
+    ("one_step_is_its_own", [0.5], 0.5),
+    ("of_two_timed_the_faster", [0.30, 0.09, 0.07], 0.07),
+    ("a_garbage_collection_is_ignored", [0.09, 0.07, 0.27, 0.07, 0.08], 0.07),
+    ("odd_count_the_median", [0.30, 0.07, 0.09, 0.08], 0.08),
+    ("warm_up_step_1_never_counts", [0.01, 0.07, 0.08, 0.09], 0.08),
+]
+
+
+@pytest.mark.parametrize("step_s, expected", [c[1:] for c in STEPS], ids=[c[0] for c in STEPS])
+def test_the_probe_takes_the_lower_median_of_steps_two_on(step_s, expected):
+    assert probe_step([{"step": i + 1, "step_s": t} for i, t in enumerate(step_s)])["step_s"] == expected
+
+
 def _write_cfg(tmp_path, model_dir, **over):
     cfg = {"name": "doc", "output_dir": str(tmp_path / "runs"), "threads": 2, "model": {"path": str(model_dir)},
            "data": {"task": {"digits": 1, "val_size": 8}},
@@ -81,7 +119,9 @@ def test_untrained_model_blocks_with_nothing_to_amplify_and_leaves_only_doctor_j
     assert report["verdict"] == "block"
     assert verdicts == {"data": "ok", "memory": "ok", "load": "ok", "grader": "ok", "baseline": "block", "cost": "ok"}
     cost = next(c for c in report["checks"] if c["name"] == "cost")["values"]
-    assert len(cost["step_s"]) == 3 and cost["estimated_total_s"] > 0 and cost["peak_rss_gib"] > 0
+    # this config's steps take milliseconds: the probe runs more than its fewest steps
+    assert PROBE_STEPS < len(cost["step_s"]) <= PROBE_MAX_STEPS
+    assert cost["estimated_total_s"] > 0 and cost["peak_rss_gib"] > 0
     assert cost["completion_tokens_per_step"] > 0
     assert all(cost[f"{p}_s"] >= 0 for p in ("rollout", "ref_logprobs", "update")) and cost["update_s"] > 0
     assert cost["estimated_cost"] == pytest.approx(cost["estimated_total_s"] / 3600 * 3.0)

@@ -101,6 +101,19 @@ def test_existing_run_directory_is_not_overwritten_silently(tmp_path, one_digit_
         train(cfg, console=QUIET)
 
 
+def test_until_ends_the_run_after_the_step_it_says_validated_and_checkpointed(tmp_path, one_digit_warm_start):
+    seen = []
+
+    def until(step_s):
+        seen.append(step_s)
+        return len(seen) == 3
+
+    result = train(_cfg(tmp_path, one_digit_warm_start, steps=10), console=QUIET, until=until)
+    assert result.steps == 3 and len(seen) == 3 and all(t > 0 for t in seen)
+    assert [r["step"] for r in _metrics(result.run_dir) if r["type"] == "val"] == [0, 2, 3]
+    assert (result.run_dir / "checkpoints" / "latest").read_text().strip() == "step_000003"
+
+
 def test_a_time_limit_stops_before_a_step_and_the_final_validation_would_overrun(monkeypatch):
     import rft.grpo.train as tr
 

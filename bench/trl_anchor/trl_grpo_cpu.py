@@ -189,7 +189,15 @@ class StepTimer(TrainerCallback):
 
 
 def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux.
+    # VmHWM: this address space's peak, which starts afresh at exec. ru_maxrss (KiB on Linux) survives
+    # fork and exec, so a process started from a bigger one reports the parent's peak; it is the fallback.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

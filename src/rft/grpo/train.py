@@ -32,6 +32,7 @@ checkpoint and continues exactly as the uninterrupted run would.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,22 +154,27 @@ def validate(s: Session, sampler: RolloutEngine, pool: GraderPool, run: RunDir, 
     return {f"val/{k}": v for k, v in metrics.items()}
 
 
+def never(step_s: float) -> bool:
+    """``train``'s default ``until``: no caller's rule ends the run."""
+    return False
+
+
 def out_of_time(deadline: float | None, step_s: float, val_s: float) -> bool:
     """Whether another step of ``step_s`` plus a final validation of ``val_s`` would end past ``deadline``."""
     return deadline is not None and time.monotonic() + step_s + val_s > deadline
 
 
-def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = False,
-          console: Console | None = None, time_limit_s: float | None = None, after_vals: float = 0.0) -> TrainResult:
+def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = False, console: Console | None = None,
+          time_limit_s: float | None = None, after_vals: float = 0.0, until: Callable[[float], bool] = never) -> TrainResult:
     """GRPO as in DeepSeekMath (Shao et al. 2024): G samples (episodes, rft.envs) per prompt, graded;
     every token the model wrote gets A = r - mean(its group's r) (/ std, ``scale_rewards``); loss =
     PPO-clipped surrogate + beta * k3 KL to the frozen reference, aggregated as ``loss_type`` says.
     No critic, no reward model. DAPO's clip-higher and dynamic sampling are switches of the same loop.
 
-    ``time_limit_s`` ends the run (validated, checkpointed) after the first step past which another
-    step and the final validation, timed as the last ones, would not fit (plus ``after_vals`` more
-    validations' time for the caller's work afterwards, e.g. the SmolLM2 demo's). Under torchrun this is one
-    data-parallel rank (rft.training.distributed); only rank 0 writes and prints."""
+    ``time_limit_s`` ends the run (validated, checkpointed) after the first step past which another step and
+    the final validation, timed as the last ones, would not fit (plus ``after_vals`` validations for the caller,
+    e.g. the SmolLM2 demo's); so does ``until(step_s)`` returning True (rft doctor's probe). Under torchrun
+    this is one data-parallel rank (rft.training.distributed); only rank 0 writes and prints."""
     deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None  # loading counts too
     ctx = init_distributed(cfg)
     console, run, ckpt = open_run(cfg, ctx, resume, console)
@@ -238,7 +244,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
                 upd = reduce_update_metrics(ctx, upd, tokens)
 
             step_s = clock() - t_step
-            last = ctx.any(step == g.steps or out_of_time(deadline, step_s, val_s * (1 + after_vals)))
+            last = ctx.any(step == g.steps or out_of_time(deadline, step_s, val_s * (1 + after_vals)) or until(step_s))
             record = step_record(step, groups, sampled, G, step_s, cfg.monitors.repetition_ngram, g.dynamic_sampling,
                                  upd, times, GraderStats.merged(ctx.gather([pool.pop_stats()])).metrics(), s.episodes)
             state.step, state.cursor = step, cursor.state()

@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,10 @@ _SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "I64": 8, "I32": 
 GIB = 2**30
 # What the framework allocates once it computes, beside the model's own tensors (oneDNN kernels and
 # scratch, OpenMP pools, glibc arenas, the tokenizer and the data): the tiny demo config (0.45M
-# parameters, ~40 MB of its own predicted parts) grew its RSS by 96 MB over its RSS before loading
-# (bench/doctor_fit.py, AMD EPYC, torch 2.13). CUDA: the context, outside torch's allocator (not
-# validated on a GPU).
-RUNTIME_BYTES = {"cpu": 64 * 2**20, "cuda": 600 * 2**20}
+# parameters, 47 MiB of its own predicted parts) grew its peak RSS by 85-108 MiB, mean 99 MiB, over
+# its RSS before loading in 9 fresh processes (bench/doctor_fit.py, AMD EPYC, torch 2.13; from one
+# run, 64 MiB, until 2026-12-04). CUDA: the context, outside torch's allocator (not validated on a GPU).
+RUNTIME_BYTES = {"cpu": 52 * 2**20, "cuda": 600 * 2**20}
 # Measured peak RSS of the update over the saved tensors counted below: 1.50 (SmolLM2-135M LoRA) and
 # 1.53 (full fine-tuning), bench/doctor_fit.py. The count leaves out the backward's own buffers (the
 # gradients of activations, the softmax recomputed per chunk of the output layer), the keys and values
@@ -320,3 +321,22 @@ def available_bytes(device: str) -> tuple[float, str]:
     except OSError:
         pass
     return math.inf, "unknown (no /proc/meminfo, no psutil)"
+
+
+def peak_rss_bytes() -> float:
+    """This process's peak resident memory, in bytes: ``VmHWM`` of /proc/self/status, the high-water
+    mark of this address space, which starts afresh at exec. Not ``ru_maxrss`` where /proc exists: on
+    Linux it survives fork and exec (the kernel keeps the old address space's peak in the process and
+    reports the larger), so a process started from a big one -- a test suite that trained a model --
+    reports its parent's peak (measured: 13 MiB alone, 813 MiB started from a parent holding 800 MiB).
+    Without /proc (macOS), ``ru_maxrss`` as the platform gives it (bytes on macOS, KiB elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource  # POSIX only; imported here so that the estimate itself imports on any platform
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return float(peak if sys.platform == "darwin" else peak * 1024)
