@@ -501,3 +501,28 @@ def test_success_by_turn_needs_a_passed_episode_and_a_sane_answer_turn(tok):
         assert done[0].episode.answer_turn == (1 if claim == 1 and claim is not True else None)
         m = EpisodeRunner.of(env, tok).metrics(done, [Grade(1.0, True), Grade(0.0, False)])
         assert m[f"episode/success_by_turn_{turns}"] == 0.5 and m["episode/success_by_turn_1"] == (0.5 if turns == 1 else 0.0)
+
+
+def test_an_answer_turn_that_raises_neither_ends_nor_zeroes_the_episode(tok):
+    """answer_turn() only feeds a metric: when it raises, the episode keeps its end and its grade and
+    counts at its last turn."""
+
+    @dataclass
+    class Raises(Countdown):
+        def reset(self, example):
+            ep = CountdownEpisode(self)
+
+            def boom():
+                raise RuntimeError("metric helper broke")
+            ep.answer_turn = boom  # type: ignore[attr-defined]
+            return ep
+
+    plain = Countdown(EpisodeLimits(max_turns=3, max_tokens=500))
+    env = Raises(EpisodeLimits(max_turns=3, max_tokens=500))
+    _, _, ref = _run(tok, plain, ["ab", "cd", "done"], n=1)
+    _, _, out = _run(tok, env, ["ab", "cd", "done"], n=1)
+    got, want = out[0][0].episode, ref[0][0].episode
+    assert got.answer_turn is None and got.end == want.end != "env_error" and got.error == want.error
+    assert (got.grade is None) == (want.grade is None)
+    if want.grade is not None:
+        assert (got.grade.score, got.grade.passed) == (want.grade.score, want.grade.passed)

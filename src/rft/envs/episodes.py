@@ -370,7 +370,10 @@ def _completion(run: _Run, timeout_s: float | None) -> Completion:
         answer = _guarded(run, run.episode.answer, timeout_s) or ""
         grade = _guarded(run, run.episode.grade, timeout_s)
         answer_turn = getattr(run.episode, "answer_turn", None)  # optional (rft.envs.base.Episode)
-        found = _guarded(run, answer_turn, timeout_s) if answer_turn is not None else None
+        if answer_turn is not None:  # a metric's helper: its failure neither ends nor zeroes the episode
+            end, error = run.end, run.error
+            found = _guarded(run, answer_turn, timeout_s)
+            run.end, run.error = end, error
     if run.end == "env_error":
         grade = Grade(0.0, False, f"environment error: {run.error}",
                       {"error": run.error.partition(":")[0], "env_error": run.error})
