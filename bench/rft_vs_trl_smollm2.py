@@ -20,8 +20,11 @@ Settings (``--setting``):
         ``peft_config``, the base loaded in bfloat16 and ``bf16=True`` (on the CPU: autocast to
         bfloat16 around the forward, adapters float32 under autocast; ``--trl-base-dtype float32``
         runs TRL's stock mixed precision: float32 weights under autocast).
-  full  full fine-tuning in float32 (TRL's default precision when bf16 is off); lr 1e-5; both load
-        a second copy as the reference.
+  full  full fine-tuning in mixed precision, lr 1e-5, both loading a second copy as the reference. rft:
+        ``model.dtype: bfloat16`` (bf16 weights and compute, float32 masters in the optimizer,
+        ``rft.training.optim``). TRL: float32 weights and ``bf16=True`` (its stock mixed precision:
+        autocast to bfloat16 around scoring and training; generation runs the float32 weights).
+  full-fp32  full fine-tuning in float32 on both sides (TRL's precision when bf16 is off); lr 1e-5.
 
 Neither side can be told to ignore EOS (rft has no such setting), so completions end where the
 model ends them and each run's completion tokens per step are reported; the FLOP limits below are
@@ -75,9 +78,12 @@ class Setting:
     lora: bool
     dtype: str  # the base weights (rft's model.dtype)
     lr: float
+    trl_bf16: bool  # TRL's GRPOConfig.bf16 (autocast around scoring and training)
 
 
-SETTINGS = {"lora": Setting("lora", True, "bfloat16", 2e-4), "full": Setting("full", False, "float32", 1e-5)}
+SETTINGS = {"lora": Setting("lora", True, "bfloat16", 2e-4, True),
+            "full": Setting("full", False, "bfloat16", 1e-5, True),
+            "full-fp32": Setting("full-fp32", False, "float32", 1e-5, False)}
 
 
 # -- FLOPs ---------------------------------------------------------------------------------------------
@@ -400,8 +406,10 @@ def phase_dtypes(who: str, setting: Setting, trl_base_dtype: str) -> dict[str, d
     def same(base: str, lora: str) -> dict[str, str]:
         return {"body": base, "head": base, "attn": base, "lora": lora}
 
-    if who in ("rft", "base") or not setting.lora:
+    if who in ("rft", "base") or not setting.trl_bf16:
         return dict.fromkeys(("rollout", "reference", "update"), same(setting.dtype, setting.dtype))
+    if not setting.lora:  # TRL full, mixed: generation on the float32 weights, the rest under autocast
+        trl_base_dtype = "float32"
     return {"rollout": same(trl_base_dtype, "float32"), "reference": same("bfloat16", "bfloat16"),
             "update": same("bfloat16", "bfloat16")}
 
@@ -532,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     train, val, trl_prompts, step_ids = write_data(work, args.steps, 0)
     lens = prompt_token_lens(model, train)
     plens = [[lens[i] for i in ids] for ids in step_ids]
-    settings = [*SETTINGS] if args.setting == "both" else [args.setting]
+    settings = ["lora", "full"] if args.setting == "both" else [args.setting]
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     print(f"{started}; CPU {cpu_model()}, {os.cpu_count()} cores; model {model} "
           f"({arch.layers} layers, hidden {arch.hidden}, vocab {arch.vocab}); prompt tokens per step "

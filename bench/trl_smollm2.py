@@ -14,11 +14,13 @@ The step timer, the phase timers and the result line come from
 - the reward: 1.0 when the last number of the reply equals ``answer`` (commas dropped), else 0.0;
   rft's ``math`` grader with ``extract: last_number`` also rejects hedges and echoes, which changes
   rewards, not the work of a step;
-- two settings. ``lora``: LoRA r=16, alpha 32, dropout 0, all linear layers (``peft_config``), the
+- three settings. ``lora``: LoRA r=16, alpha 32, dropout 0, all linear layers (``peft_config``), the
   base loaded in ``--base-dtype`` (bfloat16 by default, like rft's ``model.dtype: bfloat16``) and
   ``bf16=True``; on the CPU accelerate then wraps the model's forward in
   ``torch.autocast("cpu", torch.bfloat16)`` (no weight cast), and peft keeps the adapters in
-  float32. ``full``: float32 weights, ``bf16=False`` (the anchor's setting). The DETAIL line has a
+  float32. ``full``: float32 weights and ``bf16=True`` (TRL's mixed precision: autocast around
+  scoring and training, generation on the float32 weights). ``full-fp32``: float32 weights,
+  ``bf16=False`` (the anchor's setting). The DETAIL line has a
   probe of what actually ran (autocast on or off, weight and output dtypes of one base linear,
   with and without grad);
 - the PEFT reference: with LoRA TRL has no reference model, it scores the reference with the
@@ -159,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir")
     p.add_argument("prompts", help="JSONL: prompt (chat messages), answer, id; read in file order")
-    p.add_argument("--setting", choices=["lora", "full"], required=True)
+    p.add_argument("--setting", choices=["lora", "full", "full-fp32"], required=True)
     p.add_argument("--base-dtype", choices=["bfloat16", "float32"], default="bfloat16",
-                   help="lora only: the dtype the base is loaded in (full is always float32)")
+                   help="lora only: the dtype the base is loaded in (full and full-fp32: float32)")
     p.add_argument("--beta", type=float, default=0.04)
     p.add_argument("--lr", type=float, default=None, help="default 2e-4 (lora), 1e-5 (full)")
     p.add_argument("--steps", type=int, default=10)
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup_steps=0,
         loss_type="dapo",
         scale_rewards="group",
-        bf16=lora,
+        bf16=args.setting != "full-fp32",
         fp16=False,
         use_vllm=False,
         gradient_checkpointing=False,
