@@ -4,6 +4,7 @@ built-in sql_retry / code_retry environments, tool calls and TRL environment cla
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -45,6 +46,7 @@ class Countdown:
 
     limits: EpisodeLimits
     fail_on: str = ""
+    fail_with: type[BaseException] = RuntimeError
     cue: str = "A: "
     resets: list[str] = field(default_factory=list)
 
@@ -60,7 +62,7 @@ class CountdownEpisode:
 
     def step(self, turn):
         if self.env.fail_on and self.env.fail_on in turn:
-            raise RuntimeError("the environment broke")
+            raise self.env.fail_with("the environment broke")
         self.turns.append(turn)
         return None if "done" in turn else f"again {len(self.turns)}"
 
@@ -144,12 +146,26 @@ def test_a_cut_turn_ends_the_episode_like_a_single_turn(tok):
     assert out[0][0].episode.end == "length" and out[0][0].finish_reason == "length"
 
 
-def test_an_environment_error_scores_zero_and_the_run_goes_on(tok):
-    _, _, out = _run(tok, Countdown(EpisodeLimits(max_turns=3, max_tokens=500), fail_on="cd"), ["ab", "cd", "x"])
+@pytest.mark.parametrize("exc", [RuntimeError, SystemExit])  # sys.exit() in a step's worker thread too
+def test_an_environment_error_scores_zero_and_the_run_goes_on(tok, exc):
+    env = Countdown(EpisodeLimits(max_turns=3, max_tokens=500), fail_on="cd", fail_with=exc)
+    _, _, out = _run(tok, env, ["ab", "cd", "x"])
     done = [c for g in out for c in g]
     grades = with_own_grades(done, [Grade(1.0, True)] * len(done))
     assert all(g.score == 0.0 and "environment error" in g.reason for g in grades)
     assert done[0].episode.end == "env_error" and "the environment broke" in done[0].episode.error
+
+
+def test_sys_exit_in_reset_ends_only_its_episode(tok):
+    class ExitsOnReset(Countdown):
+        def reset(self, example):
+            if example.id == "a":
+                sys.exit(3)
+            return super().reset(example)
+
+    _, _, out = _run(tok, ExitsOnReset(EpisodeLimits(max_turns=2, max_tokens=500)), ["done"])
+    assert [c.episode.end for c in out[0]] == ["env_error"] * 2 and "SystemExit: 3" in out[0][0].episode.error
+    assert all(c.episode.end != "env_error" for c in out[1])
 
 
 def test_chat_observations_follow_the_chat_template(tok):

@@ -46,6 +46,10 @@ from rft.rollout.base import (
 
 _A, _O = "\x00RFT-A\x00", "\x00RFT-O\x00"  # sentinels located in a rendered chat template
 STEP_GRACE_S = 1.0  # the least time an environment step gets, even in an episode already past timeout_s
+# What an environment call may raise and only end its episode (score 0, the reason kept): any Exception, and
+# SystemExit (a `sys.exit()` in environment code, or one re-raised from a worker thread by its future).
+# KeyboardInterrupt and GeneratorExit are the caller's and pass.
+ENV_FAILURES = (Exception, SystemExit)
 CHARS_PER_TOKEN = 16  # an observation is cut to 16 x max_observation_tokens characters before it is tokenized
 
 
@@ -190,7 +194,7 @@ def _guarded(run: _Run, call: Callable[[], Any], timeout_s: float | None) -> Any
     try:
         with call_deadline(_deadline(run, timeout_s, time.monotonic())):
             return call()
-    except Exception as e:  # noqa: BLE001 - environment code must not kill training
+    except ENV_FAILURES as e:  # environment code must not kill training
         run.end, run.error = "env_error", f"{type(e).__name__}: {e}"[:300]
         return None
 
@@ -334,7 +338,7 @@ def _observation(run: _Run, turn: Completion, future: Any, timeout_s: float | No
     except FutureTimeout:
         run.end = "timeout"
         return None
-    except Exception as e:  # noqa: BLE001 - environment code must not kill training
+    except ENV_FAILURES as e:  # environment code must not kill training
         run.end, run.error = "env_error", f"{type(e).__name__}: {e}"[:300]
         return None
     if obs is None:
