@@ -502,7 +502,7 @@ def summarise(runs: list[Run], s: Setting, arch: Arch, plens: list[list[int]], p
         ratio = summary["ratio_rft_over_trl"] = {"step": a["median_step_s"] / b["median_step_s"],
                                                  "peak_rss": a["peak_rss_mb"] / b["peak_rss_mb"]}
         print(f"[{s.name}] rft {a['median_step_s']:.3f} s/step vs TRL {b['median_step_s']:.3f} -> {ratio['step']:.3f}x "
-              f"(target <= 0.5x); rft step / its FLOP limit {a['phases']['step']['ratio']:.2f}x (target <= 1.3x); "
+              f"(issue 25: <= 0.25x); rft step / its FLOP limit {a['phases']['step']['ratio']:.2f}x (issue 25: <= 2.5x); "
               f"peak RSS {a['peak_rss_mb']:.0f} vs {b['peak_rss_mb']:.0f} MB ({ratio['peak_rss']:.2f}x); "
               f"completion tokens/step {a['completion_tokens_per_step']:.0f} vs {b['completion_tokens_per_step']:.0f}")
     return summary
