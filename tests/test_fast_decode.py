@@ -218,3 +218,69 @@ def test_models_it_does_not_write_out_get_the_models_forward(tmp_path):
     assert fast_decoder(sliding, prefilled(sliding)) is None  # not a slab cache
     unprefilled = decode_cache(llama, 10)
     assert fast_decoder(llama, unprefilled) is None
+
+
+class _CountOps(torch.overrides.TorchFunctionMode):
+    """Counts calls of the named torch functions and tensor methods inside the context."""
+
+    def __init__(self, *names):
+        super().__init__()
+        self.counts = dict.fromkeys(names, 0)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in self.counts:
+            self.counts[name] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _bf16_step_ops(tmp_path, *names):
+    """Op counts of one padded bfloat16 decode step of the 2-layer llama-gqa model."""
+    model = load_model(_save(ARCHS["llama-gqa"], tmp_path)).to(torch.bfloat16).eval()
+    ids, mask = left_pad([torch.randint(3, V, (n,)).tolist() for n in (5, 3, 5)], 0, torch.device("cpu"))
+    cache = decode_cache(model, ids.shape[1] + 1)
+    with torch.inference_mode():
+        model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+              **cache_kwargs(model, cache), use_cache=True)
+        step = fast_decoder(model, cache)
+        with _CountOps(*names) as ops:
+            step(torch.randint(3, V, (3,)), mask.sum(-1, keepdim=True), torch.cat([mask, mask.new_ones(3, 1)], -1).bool())
+    return model.config.num_hidden_layers, ops.counts
+
+
+def test_the_half_precision_step_builds_its_attention_mask_once_not_per_layer(tmp_path):
+    """The padding mask becomes an additive bias once per step; each layer adds it (the old loop
+    inverted and filled it in every layer)."""
+    layers, ops = _bf16_step_ops(tmp_path, "masked_fill_", "__invert__", "bitwise_not")
+    assert layers == 2
+    assert ops["masked_fill_"] == 1 and ops["__invert__"] + ops["bitwise_not"] == 1, ops
+
+
+def test_queries_and_keys_are_rotated_in_one_pass_per_layer(tmp_path):
+    """One rotary ``cat`` per layer for queries and keys together (the old loop rotated them apart: two),
+    plus the model's own rotary embedding's, once per step."""
+    layers, ops = _bf16_step_ops(tmp_path, "cat")
+    assert ops["cat"] <= layers + 1, ops
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_half_precision_attention_equals_the_plain_formula(padded):
+    """The bf16 path of ``_attend`` (scores as K q^T, the step's additive mask) computes
+    softmax(q K^T * scale, masked) V to bf16 rounding; a masked position gets no weight (its values
+    are 1e4: any weight on them would show)."""
+    from rft.rollout.fast_decode import _attend, _step_mask
+
+    torch.manual_seed(0)
+    N, H, H_kv, L, D = 3, 6, 2, 9, 16
+    q = torch.randn(N, H, D).bfloat16()
+    k, v = torch.randn(N, H_kv, L, D).bfloat16(), torch.randn(N, H_kv, L, D).bfloat16()
+    attend = torch.ones(N, L, dtype=torch.bool)
+    if padded:
+        attend[0, :3] = attend[2, :1] = False
+        v[0, :, :3] = v[2, :, :1] = 1e4
+    got = _attend(q, k, v, _step_mask(attend if padded else None, q), 0.25, True).float()
+    kk, vv = k.float().repeat_interleave(H // H_kv, 1), v.float().repeat_interleave(H // H_kv, 1)
+    scores = torch.einsum("nhd,nhld->nhl", q.float(), kk) * 0.25
+    want = torch.einsum("nhl,nhld->nhd", scores.masked_fill(~attend[:, None], float("-inf")).softmax(-1), vv)
+    assert got.abs().max() < 10  # no weight leaked onto the 1e4 values
+    assert torch.allclose(got, want, atol=0.03, rtol=0.02), (got - want).abs().max()
