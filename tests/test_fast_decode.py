@@ -243,8 +243,9 @@ def _bf16_step_ops(tmp_path, *names):
         model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
               **cache_kwargs(model, cache), use_cache=True)
         step = fast_decoder(model, cache)
+        args = torch.randint(3, V, (3,)), mask.sum(-1, keepdim=True), torch.cat([mask, mask.new_ones(3, 1)], -1).bool()
         with _CountOps(*names) as ops:
-            step(torch.randint(3, V, (3,)), mask.sum(-1, keepdim=True), torch.cat([mask, mask.new_ones(3, 1)], -1).bool())
+            step(*args)
     return model.config.num_hidden_layers, ops.counts
 
 
