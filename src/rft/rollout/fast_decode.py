@@ -54,42 +54,22 @@ def _plain_tensors(model: nn.Module) -> bool:
     return all(type(p) is nn.Parameter and p.is_floating_point() for p in model.parameters())
 
 
-def _sdpa(q: torch.Tensor) -> bool:
-    """Whether :func:`_attend` runs SDPA (float32, or off the CPU) or its own half-precision arithmetic."""
-    return q.dtype == torch.float32 or q.device.type != "cpu"
-
-
-def _step_mask(attend_NL: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
-    """The mask every layer's :func:`_attend` takes, built once per step: [N, 1, 1, L], boolean for SDPA,
-    an additive float32 bias (0 where a row attends, -inf where not) for the half-precision path.
-    Adding 0 or -inf gives what ``masked_fill(-inf)`` gives, bit for bit, without a per-layer
-    ``~mask`` and fill."""
-    if attend_NL is None:
-        return None
-    if _sdpa(x):
-        return attend_NL[:, None, None, :]
-    bias = torch.zeros(attend_NL.shape, dtype=torch.float32, device=attend_NL.device)
-    return bias.masked_fill_(~attend_NL, float("-inf"))[:, None, None, :]
-
-
-def _attend(q_NHD: torch.Tensor, k_NHLD: torch.Tensor, v_NHLD: torch.Tensor, mask: torch.Tensor | None,
+def _attend(q_NHD: torch.Tensor, k_NHLD: torch.Tensor, v_NHLD: torch.Tensor, attend_NL: torch.Tensor | None,
             scale: float, gqa: bool) -> torch.Tensor:
-    """One query per row against the cache (``mask``: :func:`_step_mask`'s). In float32 through SDPA;
-    in bfloat16/float16 on the CPU as two batched matmuls with a float32 softmax, the query heads of
-    one key/value head stacked as rows: torch 2.13's CPU SDPA kernel took 319 vs 179 us (32 rows, 9/3
-    heads, 60 positions) and ~2.7 ms per call for 200 rows, a quarter of a SmolLM2 validation. The
-    scores are computed as ``K q^T`` (the cache's rows as the matmul's contiguous operand) and
-    transposed: the same dot products, and ``q K^T`` on the cache's transposed view took 113 / 202 us
-    against 77 / 100 us (32 rows, 9/3 heads, 48 / 100 positions, bf16; BENCHMARKS.md)."""
-    if _sdpa(q_NHD):
+    """One query per row against the cache. In float32 through SDPA; in bfloat16/float16 on the CPU
+    as two batched matmuls with a float32 softmax, the query heads of one key/value head stacked as
+    rows: torch 2.13's CPU SDPA kernel took 319 vs 179 us (32 rows, 9/3 heads, 60 positions) and
+    ~2.7 ms per call for 200 rows, a quarter of a SmolLM2 validation."""
+    if q_NHD.dtype == torch.float32 or q_NHD.device.type != "cpu":
+        mask = attend_NL[:, None, None, :] if attend_NL is not None else None
         return F.scaled_dot_product_attention(q_NHD.unsqueeze(2), k_NHLD, v_NHLD, attn_mask=mask, scale=scale,
                                               enable_gqa=gqa).squeeze(2)
     N, H, D = q_NHD.shape
     H_kv = k_NHLD.shape[1]
-    q = q_NHD.reshape(N, H_kv, H // H_kv, D)  # GQA: query heads grouped under their key/value head
-    scores = torch.matmul(k_NHLD, q.transpose(-1, -2)).transpose(-1, -2).float().mul_(scale)  # [N, H_kv, group, L]
-    if mask is not None:
-        scores.add_(mask)
+    q = q_NHD.view(N, H_kv, H // H_kv, D)  # GQA: query heads grouped under their key/value head
+    scores = torch.matmul(q, k_NHLD.transpose(-1, -2)).float().mul_(scale)  # [N, H_kv, group, L]
+    if attend_NL is not None:
+        scores.masked_fill_(~attend_NL[:, None, None, :], float("-inf"))
     return torch.matmul(scores.softmax(-1).to(v_NHLD.dtype), v_NHLD).view(N, H, D)
 
 
@@ -126,11 +106,10 @@ def _gpt2(model: nn.Module, layers: list[SlabLayer]) -> DecodeStep | None:
     def step(tok_N: torch.Tensor, pos_N1: torch.Tensor, attend_NL: torch.Tensor | None) -> torch.Tensor:
         N = tok_N.shape[0]
         x = wte[tok_N] + wpe[pos_N1[:, 0]]
-        mask = _step_mask(attend_NL, x)
         for (l1w, l1b, e1, w_qkv, b_qkv, w_o, b_o, l2w, l2b, e2, w_fc, b_fc, w_p, b_p), layer in zip(weights, layers):
             qkv = torch.addmm(b_qkv, F.layer_norm(x, (d,), l1w, l1b, e1), w_qkv).view(N, 3, H, D)
             k, v = _write(layer, qkv[:, 1], qkv[:, 2])
-            a = _attend(qkv[:, 0], k, v, mask, scale, False).reshape(N, d)
+            a = _attend(qkv[:, 0], k, v, attend_NL, scale, False).reshape(N, d)
             x = torch.addmm(b_o, a, w_o).add_(x)
             h = act(torch.addmm(b_fc, F.layer_norm(x, (d,), l2w, l2b, e2), w_fc))
             x = torch.addmm(b_p, h, w_p).add_(x)
@@ -268,12 +247,12 @@ def _llama(model: nn.Module, layers: list[SlabLayer]) -> DecodeStep | None:
         N = tok_N.shape[0]
         x = embed[tok_N]
         cos, sin = rotary(x.unsqueeze(1), pos_N1)  # [N, 1, D], in the model's dtype
-        mask = _step_mask(attend_NL, x)
         for (n1, qkv, o, n2, gu, down, inter, scale), layer in zip(weights, layers):
             proj = qkv(_rms(x, n1))
-            qk = _rotate(proj[:, :k_end].view(N, H + H_kv, D), cos, sin)  # queries and keys in one pass
-            k, v = _write(layer, qk[:, H:], proj[:, k_end:].view(N, H_kv, D))
-            x = x + o(_attend(qk[:, :H], k, v, mask, scale, gqa).reshape(N, q_end))
+            q = _rotate(proj[:, :q_end].view(N, H, D), cos, sin)
+            k, v = _write(layer, _rotate(proj[:, q_end:k_end].view(N, H_kv, D), cos, sin),
+                          proj[:, k_end:].view(N, H_kv, D))
+            x = x + o(_attend(q, k, v, attend_NL, scale, gqa).reshape(N, q_end))
             h = gu(_rms(x, n2))
             x = x + down(F.silu(h[:, :inter]) * h[:, inter:])
         return F.linear(_rms(x, norm), head_w, head_b)
