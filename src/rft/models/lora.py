@@ -7,15 +7,27 @@ for them alone, and ``save_pretrained`` on the wrapped model writes only the ada
 the weights: ``PeftModel.disable_adapter()`` runs the base model in place (the approach TRL takes
 for PEFT models too). peft is imported lazily: full fine-tuning never needs it.
 
+Each adapted linear computes ``base(x) + B(A(x)) * scaling`` in peft: a multiply over the full output
+([rows, out], forward and backward) on every adapted linear. Where ``scaling`` (alpha / r) is a power of two,
+as at the defaults (alpha = 2 r), :func:`fold_scaling` gives each layer a forward that multiplies B's small
+[out, r] weight instead, ``base(x) + linear(A(x), scaling * B)``: scaling by a power of two is exact in
+floating point, so outputs and gradients equal peft's bit for bit (tests). Layers it cannot match exactly
+(another scaling, dropout, DoRA and other variants, biases on adapters, several adapters, merged, or
+disabled for the reference) keep peft's forward, per call.
+
 Not covered: quantised bases (QLoRA), several named adapters at once, DoRA and other peft variants.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from types import MethodType
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from rft.config import ConfigError, LoRAConfig
@@ -61,7 +73,7 @@ def add_adapter(model: PreTrainedModel, cfg: LoRAConfig) -> PreTrainedModel:
         raise ConfigError(f"model.lora.target_modules={cfg.target_modules!r}: {e}; name modules of this model "
                           "(e.g. [q_proj, v_proj]) or use 'all-linear'") from None
     wrapped.eval()
-    return wrapped
+    return fold_scaling(wrapped)
 
 
 def load_adapter(model: PreTrainedModel, adapter_dir: str | Path, trainable: bool) -> PreTrainedModel:
@@ -71,7 +83,7 @@ def load_adapter(model: PreTrainedModel, adapter_dir: str | Path, trainable: boo
         wrapped = peft.PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable,
                                                  autocast_adapter_dtype=False)
     wrapped.eval()
-    return wrapped
+    return fold_scaling(wrapped)
 
 
 def reference_scoring(policy: Any) -> AbstractContextManager[Any]:
@@ -79,3 +91,42 @@ def reference_scoring(policy: Any) -> AbstractContextManager[Any]:
     LoRA policy; for a full fine-tuning policy the reference is a separate model and this is a no-op."""
     return policy.disable_adapter() if is_lora(policy) else nullcontext()
 
+
+
+def _power_of_two(x: float) -> bool:
+    return x > 0 and math.isfinite(x) and math.frexp(x)[0] == 0.5
+
+
+def _foldable(layer: Any) -> bool:
+    """Whether ``layer`` is a peft LoRA ``Linear`` whose every adapter is plain LoRA with a power-of-two
+    scaling, no dropout and no biases (what :func:`_scaled_forward` computes exactly)."""
+    base = getattr(layer, "base_layer", None)
+    if type(base) is not torch.nn.Linear or not hasattr(layer, "lora_A") or getattr(layer, "lora_variant", {}):
+        return False
+    for name in layer.lora_A:
+        a, b = layer.lora_A[name], layer.lora_B[name]
+        if (type(a) is not torch.nn.Linear or type(b) is not torch.nn.Linear or a.bias is not None
+                or b.bias is not None or type(layer.lora_dropout[name]) is not torch.nn.Identity
+                or not _power_of_two(float(layer.scaling[name]))):
+            return False
+    return True
+
+
+def _scaled_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """peft's vanilla LoRA forward with the scaling on B's weight (exact for a power of two); anything
+    else (extra arguments, adapters off or merged, several active adapters, a cast) goes to peft's."""
+    active = self.active_adapters
+    name = active[0] if len(active) == 1 else None
+    if (args or kwargs or self.disable_adapters or self.merged or name not in self.lora_A
+            or not _power_of_two(float(self.scaling[name])) or x.dtype != self.lora_A[name].weight.dtype):
+        return type(self).forward(self, x, *args, **kwargs)
+    return self.base_layer(x) + F.linear(self.lora_A[name](x), self.lora_B[name].weight * self.scaling[name])
+
+
+def fold_scaling(model: Any) -> Any:
+    """Give every foldable LoRA linear of ``model`` :func:`_scaled_forward` (bound to the layer, so a
+    ``deepcopy`` binds the copy's); returns ``model``."""
+    for module in model.modules():
+        if _foldable(module):
+            module.forward = MethodType(_scaled_forward, module)
+    return model

@@ -1,0 +1,112 @@
+"""LoRA's scaling folded into B's weight (rft.models.lora.fold_scaling): at a power-of-two alpha / r every
+adapted linear computes base(x) + linear(A(x), s B), bit for bit what peft's base(x) + B(A(x)) * s gives,
+forward and backward, without a multiply over the full output; other scalings keep peft's forward."""
+
+import copy
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from rft.config import LoRAConfig
+from rft.models.lora import _scaled_forward, add_adapter, fold_scaling, reference_scoring
+
+pytestmark = pytest.mark.model
+
+V = 61
+
+
+def _base(dtype):
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=V, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                         pad_token_id=0, eos_token_id=1, bos_token_id=2))
+    return model.to(dtype)
+
+
+def _adapted(dtype, r=4, alpha=8):
+    model = add_adapter(_base(dtype), LoRAConfig(r=r, alpha=alpha, target_modules="all-linear"))
+    torch.manual_seed(1)
+    with torch.no_grad():  # B off zero, so the adapters change the output
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.5)
+    return model
+
+
+def _folded(model):
+    return [m for m in model.modules() if m.__dict__.get("forward") is not None]
+
+
+def _peft_forward(model):
+    """The same model with peft's own forward on every layer."""
+    plain = copy.deepcopy(model)
+    for m in _folded(plain):
+        del m.forward
+    return plain
+
+
+def _loss_and_grads(model, ids):
+    model.zero_grad(set_to_none=True)
+    logits = model(input_ids=ids).logits
+    logits.float().square().mean().backward()
+    return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_folded_forward_equals_peft_bit_for_bit_forward_and_backward(dtype):
+    model = _adapted(dtype)
+    assert len(_folded(model)) == 2 * 7  # every adapted linear of both layers
+    peft_model = _peft_forward(model)
+    assert not _folded(peft_model)
+    ids = torch.randint(3, V, (3, 11))
+    logits, grads = _loss_and_grads(model, ids)
+    ref_logits, ref_grads = _loss_and_grads(peft_model, ids)
+    assert torch.equal(logits, ref_logits)
+    assert grads.keys() == ref_grads.keys() and all(torch.equal(grads[k], ref_grads[k]) for k in grads)
+
+
+def test_the_folded_forward_multiplies_no_full_size_output():
+    model = _adapted(torch.float32)
+    x = torch.randn(5, 48)
+    layer = _folded(model)[0]
+    sizes = []
+
+    class Muls(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if getattr(func, "__name__", "") in ("mul", "__mul__") and isinstance(out, torch.Tensor):
+                sizes.append(out.numel())
+            return out
+
+    with Muls():
+        out = layer(x)
+    assert sizes and max(sizes) == layer.lora_B["default"].weight.numel() < out.numel()
+
+
+def test_other_scalings_and_the_reference_keep_peft_forward():
+    odd = _adapted(torch.float32, r=4, alpha=6)  # scaling 1.5: folding would round differently
+    assert not _folded(odd)
+    model = _adapted(torch.float32)
+    ids = torch.randint(3, V, (2, 9))
+    with torch.no_grad(), reference_scoring(model):
+        ref = model(input_ids=ids).logits
+        assert torch.equal(ref, _base(torch.float32)(input_ids=ids).logits)  # adapters off: the base
+    with torch.no_grad():
+        on = model(input_ids=ids).logits
+    assert not torch.equal(on, ref)
+
+
+def test_a_deep_copy_runs_its_own_adapters():
+    model = _adapted(torch.float32)
+    twin = copy.deepcopy(model)
+    layer = _folded(twin)[0]
+    assert layer.forward.__func__ is _scaled_forward and layer.forward.__self__ is layer
+    with torch.no_grad():
+        for name, p in twin.named_parameters():
+            if "lora_B" in name:
+                p.zero_()
+    ids = torch.randint(3, V, (2, 9))
+    with torch.no_grad():
+        assert not torch.equal(model(input_ids=ids).logits, twin(input_ids=ids).logits)
+    assert fold_scaling(twin) is twin
