@@ -9,7 +9,7 @@ import torch
 
 from rft.config import LoRAConfig
 from rft.models.load import load_model
-from rft.models.lora import _scaled_forward, add_adapter, fold_scaling, reference_scoring
+from rft.models.lora import _power_of_two, _scaled_forward, add_adapter, fold_scaling, reference_scoring
 
 pytestmark = pytest.mark.model
 
@@ -109,3 +109,14 @@ def test_a_deep_copy_runs_its_own_adapters(base):
     with torch.no_grad():
         assert not torch.equal(model(input_ids=ids).logits, twin(input_ids=ids).logits)
     assert fold_scaling(twin) is twin
+
+
+@pytest.mark.parametrize("scaling", [float("nan"), float("inf"), -2.0, 0.0, 1e39, 1.5, 2.0**-1074, 2.0**-30, 2.0**40])
+def test_only_a_modest_power_of_two_is_folded(scaling):
+    """NaN, inf, negative, huge, subnormal or far-off powers of two keep peft's order of operations."""
+    assert not _power_of_two(scaling)
+    assert all(_power_of_two(x) for x in (0.5, 1.0, 2.0, 4.0, 2.0**-24, 2.0**24))
+
+
+def test_a_huge_alpha_keeps_peft_forward(base):
+    assert not _folded(_adapted(base, torch.float32, r=1, alpha=2.0**40))

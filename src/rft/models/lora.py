@@ -92,9 +92,10 @@ def reference_scoring(policy: Any) -> AbstractContextManager[Any]:
     return policy.disable_adapter() if is_lora(policy) else nullcontext()
 
 
-
 def _power_of_two(x: float) -> bool:
-    return x > 0 and math.isfinite(x) and math.frexp(x)[0] == 0.5
+    """Whether scaling by ``x`` is exact: a power of two, and within 2^-24..2^24 so that a scaled bf16/fp16
+    weight or output neither underflows into subnormals nor overflows where peft's order would not."""
+    return math.isfinite(x) and 2.0**-24 <= x <= 2.0**24 and math.frexp(x)[0] == 0.5
 
 
 def _foldable(layer: Any) -> bool:
