@@ -10,8 +10,8 @@ for PEFT models too). peft is imported lazily: full fine-tuning never needs it.
 Each adapted linear computes ``base(x) + B(A(x)) * scaling`` in peft: a multiply over the full output
 ([rows, out], forward and backward) on every adapted linear. Where ``scaling`` (alpha / r) is a power of two
 within 2^-24..2^24, as at the defaults (alpha = 2 r), :func:`fold_scaling` gives each layer a forward that
-multiplies B's small [out, r] weight instead, ``base(x) + linear(A(x), scaling * B)``: scaling by a power of two is exact in
-floating point, so outputs and gradients equal peft's bit for bit (tests). Layers it cannot match exactly
+multiplies B's small [out, r] weight instead, ``base(x) + linear(A(x), scaling * B)``: scaling by a power of
+two is exact in floating point, so outputs and gradients equal peft's bit for bit (tests). Layers it cannot match exactly
 (another scaling, dropout, DoRA and other variants, biases on adapters, several adapters, merged, or
 disabled for the reference) keep peft's forward, per call.
 
