@@ -11,8 +11,8 @@ Each adapted linear computes ``base(x) + B(A(x)) * scaling`` in peft: a multiply
 ([rows, out], forward and backward) on every adapted linear. Where ``scaling`` (alpha / r) is a power of two
 within 2^-24..2^24, as at the defaults (alpha = 2 r), :func:`fold_scaling` gives each layer a forward that
 multiplies B's small [out, r] weight instead, ``base(x) + linear(A(x), scaling * B)``: scaling by a power of
-two is exact in floating point, so outputs and gradients equal peft's bit for bit (tests). Layers it cannot match exactly
-(another scaling, dropout, DoRA and other variants, biases on adapters, several adapters, merged, or
+two is exact in floating point, so outputs and gradients equal peft's bit for bit (tests). Layers it cannot
+match exactly (another scaling, dropout, DoRA and other variants, biases on adapters, several adapters, merged, or
 disabled for the reference) keep peft's forward, per call.
 
 Not covered: quantised bases (QLoRA), several named adapters at once, DoRA and other peft variants.
